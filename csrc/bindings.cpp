@@ -1,0 +1,274 @@
+// pynn._core: converts NumPy arrays to views, makes O(1) checks, releases the GIL, calls.
+// No logic lives here. The checks exist because _core is importable on its own and must
+// never crash: wrong ndim/shape, a read-only output, a stride BLAS can't take, or an output
+// that overlaps an input all raise ValueError. Arrays of the wrong dtype are never
+// converted (noconvert): a float32 call can't silently land in a float64 temporary.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "blas.hpp"
+#include "kernels.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+using namespace pynn;
+
+namespace {
+
+template <class T>
+using Arr = py::array_t<T, 0>;
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+std::string shape_str(idx r, idx c) { return "(" + std::to_string(r) + ", " + std::to_string(c) + ")"; }
+
+template <class T>
+Mat<T> view(const py::array& a, const char* name, bool writable) {
+    if (a.ndim() != 2) fail(std::string(name) + " must be a 2-D array, got " + std::to_string(a.ndim()) + "-D");
+    if (writable && !a.writeable()) fail(std::string(name) + " must be a writable array");
+    idx sr = a.strides(0), sc = a.strides(1);
+    if (sr % idx(sizeof(T)) || sc % idx(sizeof(T)) || reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T))
+        fail(std::string(name) + " must be aligned to its dtype");
+    Mat<T> m{const_cast<T*>(static_cast<const T*>(a.data())), a.shape(0), a.shape(1), sr / idx(sizeof(T)),
+             sc / idx(sizeof(T))};
+    if (m.size() > 0) {
+        if ((m.rows > 1 && m.rs <= 0) || (m.cols > 1 && m.cs <= 0))
+            fail(std::string(name) + " must have positive strides");
+        if (!row_major(m) && !col_major(m))
+            fail(std::string(name) + " must be contiguous along one axis (C- or F-ordered)");
+    }
+    return m;
+}
+template <class T>
+CMat<T> in(const Arr<T>& a, const char* name) { return view<T>(a, name, false); }
+template <class T>
+Mat<T> out(Arr<T>& a, const char* name) { return view<T>(a, name, true); }
+
+template <class T>
+void expect_shape(const Mat<T>& m, idx r, idx c, const char* name) {
+    if (m.rows != r || m.cols != c)
+        fail(std::string(name) + " must have shape " + shape_str(r, c) + ", got " + shape_str(m.rows, m.cols));
+}
+
+// Byte ranges spanned by two views intersect.
+template <class A, class B>
+bool overlap(const Mat<A>& x, const Mat<B>& y) {
+    if (x.size() == 0 || y.size() == 0) return false;
+    auto lo = [](auto& m) { return reinterpret_cast<std::uintptr_t>(m.p); };
+    auto hi = [](auto& m) {
+        return reinterpret_cast<std::uintptr_t>(m.p + (m.rows - 1) * m.rs + (m.cols - 1) * m.cs + 1);
+    };
+    return lo(x) < hi(y) && lo(y) < hi(x);
+}
+template <class A, class B>
+bool same(const Mat<A>& x, const Mat<B>& y) {
+    return (const void*)x.p == (const void*)y.p && x.rows == y.rows && x.cols == y.cols &&
+           (x.rows <= 1 || x.rs == y.rs) && (x.cols <= 1 || x.cs == y.cs);
+}
+template <class T>
+void expect_disjoint(const Mat<T>& o, const char* oname, std::initializer_list<std::pair<CMat<T>, const char*>> ins) {
+    for (auto& [m, name] : ins)
+        if (overlap(o, m)) fail(std::string(oname) + " must not overlap " + name);
+}
+template <class T>
+void expect_same_or_disjoint(const Mat<T>& o, const char* oname, const CMat<T>& m, const char* name) {
+    if (!same(o, m) && overlap(o, m)) fail(std::string(oname) + " must be " + name + " itself or not overlap it");
+}
+
+template <class T>
+void check_dense_backward(CMat<T> dZ, CMat<T> A_prev, CMat<T> W, Mat<T> dW, Mat<T> db, Mat<T>* dAp) {
+    idx h = dZ.rows, d = dZ.cols, n = A_prev.rows;
+    expect_shape(A_prev, n, d, "A_prev");
+    expect_shape(W, h, n, "W");
+    expect_shape(dW, h, n, "dW");
+    expect_shape(db, h, 1, "db");
+    expect_disjoint<T>(dW, "dW", {{dZ, "dZ"}, {A_prev, "A_prev"}, {W, "W"}, {db, "db"}});
+    expect_disjoint<T>(db, "db", {{dZ, "dZ"}, {A_prev, "A_prev"}, {W, "W"}});
+    if (dAp) {
+        expect_shape(*dAp, n, d, "dA_prev");
+        expect_disjoint<T>(*dAp, "dA_prev", {{dZ, "dZ"}, {A_prev, "A_prev"}, {W, "W"}, {dW, "dW"}, {db, "db"}});
+    }
+}
+
+template <class T>
+std::optional<Mat<T>> opt_out(std::optional<Arr<T>>& a, const char* name) {
+    if (!a) return std::nullopt;
+    return out<T>(*a, name);
+}
+
+template <class T>
+T* flat(Arr<T>& a, const char* name, idx n, bool writable) {
+    if (a.ndim() != 1) fail(std::string(name) + " must be a 1-D array");
+    if (a.shape(0) != n) fail(std::string(name) + " must have " + std::to_string(n) + " elements, got " + std::to_string(a.shape(0)));
+    if (n > 1 && a.strides(0) != idx(sizeof(T))) fail(std::string(name) + " must be contiguous");
+    if (writable && !a.writeable()) fail(std::string(name) + " must be a writable array");
+    return const_cast<T*>(static_cast<const T*>(a.data()));
+}
+
+const char* ACTS[] = {"sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax"};
+const char* LOSSES[] = {"mse", "bce", "cross_entropy"};
+
+template <class T>
+void bind(py::module_& m) {
+    m.def("dense_forward", [](const Arr<T>& W_, const Arr<T>& A_, const Arr<T>& b_, Arr<T>& Z_) {
+        auto W = in(W_, "W"); auto A = in(A_, "A_prev"); auto b = in(b_, "b"); auto Z = out(Z_, "Z");
+        expect_shape(A, W.cols, A.cols, "A_prev");
+        expect_shape(b, W.rows, 1, "b");
+        expect_shape(Z, W.rows, A.cols, "Z");
+        expect_disjoint<T>(Z, "Z", {{W, "W"}, {A, "A_prev"}, {b, "b"}});
+        py::gil_scoped_release release;
+        dense_forward<T>(W, A, b, Z);
+    }, "Z = W A_prev + b", "W"_a.noconvert(), "A_prev"_a.noconvert(), "b"_a.noconvert(), "Z"_a.noconvert());
+
+    m.def("dense_backward", [](const Arr<T>& dZ_, const Arr<T>& A_, const Arr<T>& W_, Arr<T>& dW_, Arr<T>& db_,
+                               std::optional<Arr<T>> dAp_) {
+        auto dZ = in(dZ_, "dZ"); auto A = in(A_, "A_prev"); auto W = in(W_, "W");
+        auto dW = out(dW_, "dW"); auto db = out(db_, "db"); auto dAp = opt_out(dAp_, "dA_prev");
+        check_dense_backward<T>(dZ, A, W, dW, db, dAp ? &*dAp : nullptr);
+        py::gil_scoped_release release;
+        dense_backward<T>(dZ, A, W, dW, db, dAp ? &*dAp : nullptr);
+    }, "dW = dZ A_prevᵀ, db = dZ·1, dA_prev = Wᵀ dZ (skipped when dA_prev is None)",
+       "dZ"_a.noconvert(), "A_prev"_a.noconvert(), "W"_a.noconvert(), "dW"_a.noconvert(), "db"_a.noconvert(),
+       "dA_prev"_a.noconvert().none(true));
+
+    for (const char* name : ACTS) {
+        Act act = parse_act(name);
+        m.def((std::string(name) + "_forward").c_str(), [act](const Arr<T>& Z_, Arr<T>& A_) {
+            auto Z = in(Z_, "Z"); auto A = out(A_, "A");
+            expect_shape(A, Z.rows, Z.cols, "A");
+            expect_same_or_disjoint<T>(A, "A", Z, "Z");
+            py::gil_scoped_release release;
+            act_forward<T>(act, Z, A);
+        }, "A = act(Z); A may be Z", "Z"_a.noconvert(), "A"_a.noconvert());
+        m.def((std::string(name) + "_backward").c_str(), [act](const Arr<T>& dA_, const Arr<T>& A_, Arr<T>& dZ_) {
+            auto dA = in(dA_, "dA"); auto A = in(A_, "A"); auto dZ = out(dZ_, "dZ");
+            expect_shape(A, dA.rows, dA.cols, "A");
+            expect_shape(dZ, dA.rows, dA.cols, "dZ");
+            expect_same_or_disjoint<T>(dZ, "dZ", dA, "dA");
+            expect_disjoint<T>(dZ, "dZ", {{A, "A"}});
+            py::gil_scoped_release release;
+            act_backward<T>(act, dA, A, dZ);
+        }, "dZ = dA * act'(Z), from A = act(Z); dZ may be dA", "dA"_a.noconvert(), "A"_a.noconvert(), "dZ"_a.noconvert());
+    }
+
+    auto pair_in = [](const Arr<T>& X_, const Arr<T>& Y_, const char* xn) {
+        auto X = in(X_, xn); auto Y = in(Y_, "Y");
+        expect_shape(Y, X.rows, X.cols, "Y");
+        if (X.cols == 0) fail("the batch must hold at least one example");
+        return std::make_pair(X, Y);
+    };
+    for (int k = 0; k < 3; ++k) {
+        Loss loss = Loss(k);
+        std::string name = LOSSES[k];
+        m.def((name + "_forward").c_str(), [loss, pair_in](const Arr<T>& Yh_, const Arr<T>& Y_) {
+            auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+            py::gil_scoped_release release;
+            return loss_forward<T>(loss, Yh, Y);
+        }, "J = (1/d) sum_i L(yhat_i, y_i)", "Yhat"_a.noconvert(), "Y"_a.noconvert());
+        m.def((name + "_backward").c_str(), [loss, pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, Arr<T>& dYh_) {
+            auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+            auto dYh = out(dYh_, "dYhat");
+            expect_shape(dYh, Yh.rows, Yh.cols, "dYhat");
+            expect_disjoint<T>(dYh, "dYhat", {{Yh, "Yhat"}, {Y, "Y"}});
+            py::gil_scoped_release release;
+            loss_backward<T>(loss, Yh, Y, dYh);
+        }, "dYhat = dJ/dYhat", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dYhat"_a.noconvert());
+    }
+    m.def("bce_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
+        auto [Z, Y] = pair_in(Z_, Y_, "Z");
+        py::gil_scoped_release release;
+        return bce_logits_forward<T>(Z, Y);
+    }, "bce of sigmoid(Z), computed from the logits Z", "Z"_a.noconvert(), "Y"_a.noconvert());
+    m.def("cross_entropy_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
+        auto [Z, Y] = pair_in(Z_, Y_, "Z");
+        py::gil_scoped_release release;
+        return cross_entropy_logits_forward<T>(Z, Y);
+    }, "cross-entropy of softmax(Z), computed from the logits Z", "Z"_a.noconvert(), "Y"_a.noconvert());
+    m.def("output_backward", [pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, Arr<T>& dZ_) {
+        auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+        auto dZ = out(dZ_, "dZ");
+        expect_shape(dZ, Yh.rows, Yh.cols, "dZ");
+        expect_disjoint<T>(dZ, "dZ", {{Yh, "Yhat"}, {Y, "Y"}});
+        py::gil_scoped_release release;
+        output_backward<T>(Yh, Y, dZ);
+    }, "dZ = (Yhat - Y) / d", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dZ"_a.noconvert());
+
+    m.def("layer_forward", [](const Arr<T>& W_, const Arr<T>& A_, const Arr<T>& b_, const std::string& act_,
+                              Arr<T>& Z_, Arr<T>& Aout_) {
+        Act act = parse_act(act_);
+        auto W = in(W_, "W"); auto Ap = in(A_, "A_prev"); auto b = in(b_, "b");
+        auto Z = out(Z_, "Z"); auto A = out(Aout_, "A");
+        expect_shape(Ap, W.cols, Ap.cols, "A_prev");
+        expect_shape(b, W.rows, 1, "b");
+        expect_shape(Z, W.rows, Ap.cols, "Z");
+        expect_shape(A, W.rows, Ap.cols, "A");
+        expect_disjoint<T>(Z, "Z", {{W, "W"}, {Ap, "A_prev"}, {b, "b"}});
+        expect_disjoint<T>(A, "A", {{W, "W"}, {Ap, "A_prev"}, {b, "b"}});
+        expect_same_or_disjoint<T>(A, "A", Z, "Z");
+        py::gil_scoped_release release;
+        layer_forward<T>(W, Ap, b, act, Z, A);
+    }, "Z = W A_prev + b; A = act(Z), fused; Z may be A",
+       "W"_a.noconvert(), "A_prev"_a.noconvert(), "b"_a.noconvert(), "act"_a, "Z"_a.noconvert(), "A"_a.noconvert());
+
+    m.def("layer_backward", [](const Arr<T>& dA_, const Arr<T>& A_, const std::string& act_, const Arr<T>& W_,
+                               const Arr<T>& Ap_, Arr<T>& dZ_, Arr<T>& dW_, Arr<T>& db_, std::optional<Arr<T>> dAp_) {
+        Act act = parse_act(act_);
+        auto dA = in(dA_, "dA"); auto A = in(A_, "A"); auto W = in(W_, "W"); auto Ap = in(Ap_, "A_prev");
+        auto dZ = out(dZ_, "dZ"); auto dW = out(dW_, "dW"); auto db = out(db_, "db");
+        auto dAp = opt_out(dAp_, "dA_prev");
+        expect_shape(A, dA.rows, dA.cols, "A");
+        expect_shape(dZ, dA.rows, dA.cols, "dZ");
+        expect_same_or_disjoint<T>(dZ, "dZ", dA, "dA");
+        expect_disjoint<T>(dZ, "dZ", {{A, "A"}, {W, "W"}, {Ap, "A_prev"}});
+        check_dense_backward<T>(dZ, Ap, W, dW, db, dAp ? &*dAp : nullptr);
+        for (auto* o : {&dW, &db}) expect_disjoint<T>(*o, "dW/db", {{dA, "dA"}, {A, "A"}});
+        if (dAp) expect_disjoint<T>(*dAp, "dA_prev", {{dA, "dA"}, {A, "A"}});
+        py::gil_scoped_release release;
+        layer_backward<T>(dA, A, act, W, Ap, dZ, dW, db, dAp ? &*dAp : nullptr);
+    }, "dZ = dA * act'(A) with db in the same pass; dW = dZ A_prevᵀ; dA_prev = Wᵀ dZ",
+       "dA"_a.noconvert(), "A"_a.noconvert(), "act"_a, "W"_a.noconvert(), "A_prev"_a.noconvert(),
+       "dZ"_a.noconvert(), "dW"_a.noconvert(), "db"_a.noconvert(), "dA_prev"_a.noconvert().none(true));
+
+    m.def("sgd_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& v_, double lr, double momentum, bool nesterov) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* v = momentum != 0 ? flat(v_, "v", n, true) : nullptr;
+        if (overlap(Mat<T>{p, n, 1, 1, 1}, CMat<T>{g, n, 1, 1, 1})) fail("p must not overlap g");
+        py::gil_scoped_release release;
+        sgd_update<T>(p, g, v, n, lr, momentum, nesterov);
+    }, "SGD step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "v"_a.noconvert(), "lr"_a,
+       "momentum"_a, "nesterov"_a);
+
+    m.def("adam_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& m_, Arr<T>& v_, long long t, double lr,
+                            double beta1, double beta2, double eps, double weight_decay) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* mm = flat(m_, "m", n, true);
+        T* v = flat(v_, "v", n, true);
+        if (t < 1) fail("t must be >= 1");
+        py::gil_scoped_release release;
+        adam_update<T>(p, g, mm, v, n, t, lr, beta1, beta2, eps, weight_decay);
+    }, "Adam/AdamW step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "m"_a.noconvert(),
+       "v"_a.noconvert(), "t"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pynn's compiled kernels (C++ and BLAS); use the pynn package, not this module.";
+    bind<float>(m);
+    bind<double>(m);
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) fail("n must be >= 1");
+        blas_set_num_threads(n);
+    }, "Threads used by the compiled kernels' BLAS", "n"_a);
+    m.def("get_num_threads", &blas_get_num_threads, "Threads used by the compiled kernels' BLAS");
+    m.def("blas_config", [] { return std::string(blas_config()); }, "OpenBLAS build configuration");
+}

@@ -1,0 +1,116 @@
+"""Backend registry: one module per backend, each exporting the same kernels.
+
+The kernel contract, shared by every backend (shapes use the seed's letters; a batch is
+``(features, examples)``, so ``d`` below is the number of examples):
+
+* Inputs come first and outputs last. Outputs are preallocated by the caller and
+  **overwritten**, never accumulated into. Kernels return ``None``, except ``<loss>_forward``
+  which returns the scalar ``J`` as a Python float.
+* 2-D arrays may be C- or F-ordered (any array with one unit stride); they are never copied.
+* In-place use is allowed only where a kernel says so (``A is Z`` in activation forwards,
+  ``dZ is dA`` in activation backwards); outputs of a matrix product must not alias its inputs.
+* The kernels trust their callers for shapes and values: checks that users see live in
+  ``pynn._validate``. The compiled backend still makes O(1) checks so it can never crash.
+
+========================================================  ===============================================
+kernel                                                    math
+========================================================  ===============================================
+``dense_forward(W, A_prev, b, Z)``                        ``Z = W A_prev + b``
+``dense_backward(dZ, A_prev, W, dW, db, dA_prev)``        ``dW = dZ A_prevᵀ; db = dZ·1; dA_prev = Wᵀ dZ``
+``<act>_forward(Z, A)``                                   ``A = act(Z)``
+``<act>_backward(dA, A, dZ)``                             ``dZ = dA ⊙ act'(Z)``, computed from ``A``
+``<loss>_forward(Yhat, Y) -> J``                          ``J = (1/d) Σ_i L(yhat_i, y_i)``
+``<loss>_backward(Yhat, Y, dYhat)``                       ``dYhat = ∂J/∂Yhat``
+``bce_logits_forward(Z, Y) -> J``                         bce of ``sigmoid(Z)``, computed from ``Z``
+``cross_entropy_logits_forward(Z, Y) -> J``               cross-entropy of ``softmax(Z)``, from ``Z``
+``output_backward(Yhat, Y, dZ)``                          ``dZ = (Yhat - Y) / d`` (canonical pairs)
+``layer_forward(W, A_prev, b, act, Z, A)``                ``dense_forward`` then ``<act>_forward``
+``layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev)``  ``<act>_backward`` then ``dense_backward``
+``sgd_update(p, g, v, lr, momentum, nesterov)``           SGD with momentum, as ``torch.optim.SGD``
+``adam_update(p, g, m, v, t, lr, beta1, beta2, eps, wd)`` Adam / AdamW, as ``torch.optim.AdamW``
+========================================================  ===============================================
+
+``dA_prev`` may be ``None`` (the first layer needs no input gradient). In the fused
+``layer_*`` kernels ``Z`` may be ``A`` and ``dZ`` may be ``dA``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+
+ACTIVATION_KERNELS = ("sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax")
+LOSS_KERNELS = ("mse", "bce", "cross_entropy")
+
+KERNELS: tuple[str, ...] = (
+    "dense_forward",
+    "dense_backward",
+    *(f"{a}_{d}" for a in ACTIVATION_KERNELS for d in ("forward", "backward")),
+    *(f"{l}_{d}" for l in LOSS_KERNELS for d in ("forward", "backward")),
+    "bce_logits_forward",
+    "cross_entropy_logits_forward",
+    "output_backward",
+    "layer_forward",
+    "layer_backward",
+    "sgd_update",
+    "adam_update",
+)
+
+# Fastest first: "auto" takes the first that imports.
+_MODULES = {
+    "cpp": "pynn.backends.cpp",
+    "numba": "pynn.backends.numba_kernels",
+    "numpy": "pynn.backends.reference",
+}
+BACKENDS: tuple[str, ...] = tuple(_MODULES)
+
+
+@functools.cache
+def get_backend(name: str) -> ModuleType:
+    """Return the kernel module of backend ``name`` ("cpp", "numba", "numpy" or "auto").
+
+    Raises ``ValueError`` for an unknown name and ``ImportError`` when the backend is not
+    available here (the compiled core not built, or Numba not installed).
+    """
+    if name == "auto":
+        return get_backend(available_backends()[0])
+    if name not in _MODULES:
+        raise ValueError(f"backend must be one of {[*_MODULES, 'auto']}, got {name!r}")
+    mod = importlib.import_module(_MODULES[name])
+    missing = [k for k in KERNELS if not hasattr(mod, k)]
+    if missing:  # a backend that lacks a kernel is a build error, not a user error
+        raise ImportError(f"backend {name!r} lacks kernels {missing}")
+    return mod
+
+
+@functools.cache
+def _importable(name: str) -> bool:
+    try:
+        get_backend(name)
+    except ImportError:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``."""
+    return [name for name in _MODULES if _importable(name)]
+
+
+def resolve(name: str) -> str:
+    """The concrete backend name that ``name`` (possibly "auto") stands for."""
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, one of {[*_MODULES, 'auto']}; got {type(name).__name__}")
+    if name == "auto":
+        return available_backends()[0]
+    if name not in _MODULES:
+        raise ValueError(f"backend must be one of {[*_MODULES, 'auto']}, got {name!r}")
+    if not _importable(name):
+        try:
+            get_backend(name)
+        except ImportError as e:
+            raise ValueError(
+                f"backend {name!r} is not available here ({e}); available: {available_backends()}"
+            ) from e
+    return name

@@ -1,0 +1,187 @@
+"""The NumPy reference: each kernel is the seed's equation, written for clarity, never for speed.
+
+This module is the oracle every other backend is tested against. Arrays are
+``(features, examples)``; ``d`` is the number of examples. Outputs are written with ``out[...] =``
+so the caller's buffers are filled, never replaced.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LEAKY_SLOPE = 0.01  # PyTorch's default negative slope
+
+
+def _eps(a: np.ndarray) -> float:
+    # Probabilities are clipped to [eps, 1 - eps] on the general (non-logit) loss path.
+    return float(np.finfo(a.dtype).eps)
+
+
+# ---------------------------------------------------------------- dense layer
+def dense_forward(W, A_prev, b, Z):
+    """Z = W A_prev + b.   W (h, n), A_prev (n, d), b (h, 1) -> Z (h, d)."""
+    Z[...] = W @ A_prev + b
+
+
+def dense_backward(dZ, A_prev, W, dW, db, dA_prev):
+    """dW = dZ A_prevᵀ, db = dZ·1, dA_prev = Wᵀ dZ.   dZ (h, d) -> dW (h, n), db (h, 1), dA_prev (n, d)."""
+    dW[...] = dZ @ A_prev.T
+    db[...] = dZ.sum(axis=1, keepdims=True)
+    if dA_prev is not None:
+        dA_prev[...] = W.T @ dZ
+
+
+# ---------------------------------------------------------------- activations
+# Forward: A = act(Z). Backward: dZ = dA ⊙ act'(Z), with act' written in terms of A.
+def sigmoid_forward(Z, A):
+    """A = 1 / (1 + exp(-Z)), in the form that never overflows: e = exp(-|Z|)."""
+    e = np.exp(-np.abs(Z))
+    A[...] = np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(dA, A, dZ):
+    """dZ = dA ⊙ A (1 - A)."""
+    dZ[...] = dA * (A * (1 - A))
+
+
+def tanh_forward(Z, A):
+    """A = tanh(Z)."""
+    A[...] = np.tanh(Z)
+
+
+def tanh_backward(dA, A, dZ):
+    """dZ = dA ⊙ (1 - A²)."""
+    dZ[...] = dA * (1 - A * A)
+
+
+def relu_forward(Z, A):
+    """A = max(Z, 0)."""
+    A[...] = np.where(Z > 0, Z, 0)
+
+
+def relu_backward(dA, A, dZ):
+    """dZ = dA ⊙ [A > 0]   (the derivative at 0 is taken as 0, as PyTorch does)."""
+    dZ[...] = np.where(A > 0, dA, 0)
+
+
+def leaky_relu_forward(Z, A):
+    """A = Z if Z > 0 else 0.01 Z."""
+    A[...] = np.where(Z > 0, Z, LEAKY_SLOPE * Z)
+
+
+def leaky_relu_backward(dA, A, dZ):
+    """dZ = dA if A > 0 else 0.01 dA."""
+    dZ[...] = np.where(A > 0, dA, LEAKY_SLOPE * dA)
+
+
+def linear_forward(Z, A):
+    """A = Z."""
+    A[...] = Z
+
+
+def linear_backward(dA, A, dZ):
+    """dZ = dA."""
+    dZ[...] = dA
+
+
+def softmax_forward(Z, A):
+    """A[:, i] = exp(Z[:, i]) / Σ_k exp(Z[k, i]), shifted by the column max so exp never overflows."""
+    e = np.exp(Z - Z.max(axis=0, keepdims=True))
+    A[...] = e / e.sum(axis=0, keepdims=True)
+
+
+def softmax_backward(dA, A, dZ):
+    """dZ = A ⊙ (dA - Σ_k dA_k A_k), column by column (the softmax Jacobian times dA)."""
+    dZ[...] = A * (dA - (dA * A).sum(axis=0, keepdims=True))
+
+
+# ---------------------------------------------------------------- losses
+# J = (1/d) Σ_i L(yhat_i, y_i), each L summed over the outputs k.
+def mse_forward(Yhat, Y):
+    """L = 1/2 Σ_k (yhat_k - y_k)²."""
+    d = Yhat.shape[1]
+    return float(0.5 * np.sum((Yhat - Y) ** 2) / d)
+
+
+def mse_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (Yhat - Y) / d."""
+    dYhat[...] = (Yhat - Y) / Yhat.shape[1]
+
+
+def bce_forward(Yhat, Y):
+    """L = -Σ_k [y log yhat + (1 - y) log(1 - yhat)], yhat clipped to [eps, 1 - eps]."""
+    d, eps = Yhat.shape[1], _eps(Yhat)
+    P = np.clip(Yhat, eps, 1 - eps)
+    return float(-np.sum(Y * np.log(P) + (1 - Y) * np.log(1 - P)) / d)
+
+
+def bce_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (yhat - y) / (yhat (1 - yhat)) / d, yhat clipped as in the forward."""
+    d, eps = Yhat.shape[1], _eps(Yhat)
+    P = np.clip(Yhat, eps, 1 - eps)
+    dYhat[...] = (P - Y) / (P * (1 - P)) / d
+
+
+def cross_entropy_forward(Yhat, Y):
+    """L = -Σ_k y_k log yhat_k, yhat clipped to [eps, 1]."""
+    d, eps = Yhat.shape[1], _eps(Yhat)
+    return float(-np.sum(Y * np.log(np.clip(Yhat, eps, 1))) / d)
+
+
+def cross_entropy_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = -y / yhat / d, yhat clipped as in the forward."""
+    d, eps = Yhat.shape[1], _eps(Yhat)
+    dYhat[...] = -Y / np.clip(Yhat, eps, 1) / d
+
+
+def bce_logits_forward(Z, Y):
+    """bce of sigmoid(Z) from the logits: L = Σ_k max(z, 0) - y z + log(1 + exp(-|z|))."""
+    d = Z.shape[1]
+    return float(np.sum(np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))) / d)
+
+
+def cross_entropy_logits_forward(Z, Y):
+    """Cross-entropy of softmax(Z) from the logits: L = Σ_k y_k (logsumexp(z) - z_k)."""
+    d = Z.shape[1]
+    zmax = Z.max(axis=0, keepdims=True)
+    lse = zmax + np.log(np.exp(Z - zmax).sum(axis=0, keepdims=True))
+    return float(np.sum(Y * (lse - Z)) / d)
+
+
+def output_backward(Yhat, Y, dZ):
+    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce and softmax+cross_entropy."""
+    dZ[...] = (Yhat - Y) / Yhat.shape[1]
+
+
+# ---------------------------------------------------------------- one whole layer
+def layer_forward(W, A_prev, b, act, Z, A):
+    """dense_forward then <act>_forward.   Z may be A."""
+    dense_forward(W, A_prev, b, Z)
+    globals()[f"{act}_forward"](Z, A)
+
+
+def layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev):
+    """<act>_backward then dense_backward.   dZ may be dA; dA_prev may be None."""
+    globals()[f"{act}_backward"](dA, A, dZ)
+    dense_backward(dZ, A_prev, W, dW, db, dA_prev)
+
+
+# ---------------------------------------------------------------- optimizers (flat buffers)
+def sgd_update(p, g, v, lr, momentum, nesterov):
+    """p <- p - lr g (the seed's update); with momentum v <- μ v + g, step g + μ v if nesterov else v."""
+    if momentum == 0:
+        p -= lr * g
+        return
+    v[...] = momentum * v + g
+    p -= lr * (g + momentum * v if nesterov else v)
+
+
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
+    """Adam at step t >= 1, with decoupled weight decay (AdamW) when weight_decay > 0."""
+    p *= 1 - lr * weight_decay
+    m[...] = beta1 * m + (1 - beta1) * g
+    v[...] = beta2 * v + (1 - beta2) * g * g
+    bias1, bias2 = 1 - beta1**t, 1 - beta2**t
+    p -= (lr / bias1) * m / (np.sqrt(v) / math.sqrt(bias2) + eps)
