@@ -1,0 +1,5 @@
+import sys
+
+from pynn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""Optimizers: small classes with one ``step`` each, calling the backend's update kernel once
+over the network's flat parameter buffer."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ._validate import check_float
+
+
+class Optimizer:
+    """Base class. State (momentum, moments, step count) is kept per network, so one optimizer
+    may train several networks without mixing their state."""
+
+    def __init__(self) -> None:
+        self._state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def state(self, net) -> dict:
+        """This optimizer's state for ``net`` (created on first use)."""
+        st = self._state.get(net)
+        if st is None or st["size"] != net._params.size or st["dtype"] != net.dtype:
+            st = self._state[net] = {"size": net._params.size, "dtype": net.dtype, **self._new_state(net)}
+        return st
+
+    def _new_state(self, net) -> dict:
+        return {}
+
+    def step(self, net) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget all state (momentum, moments, step count)."""
+        self._state.clear()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def get_config(self) -> dict:
+        return {}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``W <- W - lr * dW``, the seed's update, when momentum is 0.
+
+    With momentum μ (as ``torch.optim.SGD``): ``v <- μ v + g``; the step is ``lr * v``, or
+    ``lr * (g + μ v)`` with Nesterov momentum.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η > 0.
+    momentum : float
+        Momentum μ in [0, 1).
+    nesterov : bool
+        Use Nesterov momentum (needs momentum > 0).
+
+    Examples
+    --------
+    >>> import pynn
+    >>> opt = pynn.SGD(0.1, momentum=0.9)
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__()
+        self.lr = check_float(lr, "lr", low=0, low_open=True)
+        self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
+        self.nesterov = bool(nesterov)
+
+    def _new_state(self, net) -> dict:
+        return {"v": np.zeros_like(net._params) if self.momentum else np.empty(0, net.dtype)}
+
+    def step(self, net) -> None:
+        st = self.state(net)
+        net._k.sgd_update(net._params, net._grads, st["v"], self.lr, self.momentum, self.nesterov)
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam``; with ``weight_decay > 0`` it is AdamW: the
+    weights shrink by ``lr * weight_decay`` each step, decoupled from the gradient.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate > 0.
+    beta1, beta2 : float
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float
+        Added to the denominator, > 0.
+    weight_decay : float
+        Decoupled weight decay >= 0 (applied to every parameter, as ``torch.optim.AdamW``).
+
+    Examples
+    --------
+    >>> import pynn
+    >>> opt = pynn.Adam(1e-3, weight_decay=1e-4)
+    """
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.lr = check_float(lr, "lr", low=0, low_open=True)
+        self.beta1 = check_float(beta1, "beta1", low=0, high=1, high_open=True)
+        self.beta2 = check_float(beta2, "beta2", low=0, high=1, high_open=True)
+        self.eps = check_float(eps, "eps", low=0, low_open=True)
+        self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
+
+    def _new_state(self, net) -> dict:
+        return {"m": np.zeros_like(net._params), "v": np.zeros_like(net._params), "t": 0}
+
+    def step(self, net) -> None:
+        st = self.state(net)
+        st["t"] += 1
+        net._k.adam_update(net._params, net._grads, st["m"], st["v"], st["t"], self.lr, self.beta1, self.beta2,
+                           self.eps, self.weight_decay)
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay}
