@@ -16,12 +16,31 @@ Examples
 
 from __future__ import annotations
 
-try:
-    from importlib.metadata import version as _version
+import os as _os
+from importlib import metadata as _metadata
 
-    __version__ = _version("pynn")
-except Exception:  # running from a source tree that was never installed
+try:
+    __version__ = _metadata.version("pynn")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.1.0"
+
+
+def _borrow_installed_core() -> None:
+    """Running from a source checkout (``python -m pynn`` in the repository puts the checkout
+    first on sys.path) whose compiled core was never built in place: let ``pynn._core`` come
+    from the installed pynn, so the checkout behaves like the installed package."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if any(f.startswith("_core.") for f in _os.listdir(here)):
+        return
+    try:
+        installed = _os.path.dirname(str(_metadata.distribution("pynn").locate_file("pynn/__init__.py")))
+    except _metadata.PackageNotFoundError:
+        return
+    if _os.path.isdir(installed) and _os.path.abspath(installed) != here:
+        __path__.append(installed)
+
+
+_borrow_installed_core()
 
 from ._threads import get_num_threads, set_num_threads
 from .backends import available_backends

@@ -74,7 +74,7 @@ def get_backend(name: str) -> ModuleType:
     available here (the compiled core not built, or Numba not installed).
     """
     if name == "auto":
-        return get_backend(available_backends()[0])
+        return get_backend(_first_available())
     if name not in _MODULES:
         raise ValueError(f"backend must be one of {[*_MODULES, 'auto']}, got {name!r}")
     mod = importlib.import_module(_MODULES[name])
@@ -93,6 +93,11 @@ def _importable(name: str) -> bool:
     return True
 
 
+def _first_available() -> str:
+    # stops at the first that imports: "auto" with the compiled core never imports numba
+    return next(name for name in _MODULES if _importable(name))
+
+
 def available_backends() -> list[str]:
     """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``."""
     return [name for name in _MODULES if _importable(name)]
@@ -103,7 +108,7 @@ def resolve(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"backend must be a str, one of {[*_MODULES, 'auto']}; got {type(name).__name__}")
     if name == "auto":
-        return available_backends()[0]
+        return _first_available()
     if name not in _MODULES:
         raise ValueError(f"backend must be one of {[*_MODULES, 'auto']}, got {name!r}")
     if not _importable(name):

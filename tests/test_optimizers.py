@@ -1,0 +1,102 @@
+"""Optimizer steps against the hand-written formulas (and torch.optim when it is installed)."""
+
+import numpy as np
+import pytest
+
+import pynn
+
+
+def small_net(backend, seed=0):
+    return pynn.Network.from_sizes([3, 4, 2], hidden="tanh", output="linear", dtype="float64",
+                                   backend=backend, seed=seed)
+
+
+def batch(rng):
+    return rng.normal(size=(3, 5)), rng.normal(size=(2, 5))
+
+
+def flat(net):
+    return np.concatenate([np.concatenate([l.W.ravel(), l.b.ravel()]) for l in net.layers])
+
+
+def flat_grads(grads):
+    return np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
+
+
+def run(net, opt, X, Y, steps):
+    """Apply `steps` updates; return the (params, grads) seen before each step."""
+    seen = []
+    for _ in range(steps):
+        _, g = net.loss_and_grads(X, Y, "mse")
+        seen.append((flat(net), flat_grads(g)))
+        net.train_step(X, Y, "mse", opt)
+    return seen
+
+
+def test_sgd_plain(backend, rng):
+    net, (X, Y) = small_net(backend), batch(rng)
+    (p0, g0), = run(net, pynn.SGD(0.3), X, Y, 1)
+    np.testing.assert_allclose(flat(net), p0 - 0.3 * g0, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum(backend, nesterov, rng):
+    net, (X, Y) = small_net(backend), batch(rng)
+    mu, lr = 0.8, 0.1
+    seen = run(net, pynn.SGD(lr, momentum=mu, nesterov=nesterov), X, Y, 4)
+    p, v = seen[0][0].copy(), np.zeros_like(seen[0][0])
+    for _, g in seen:
+        v = mu * v + g
+        p = p - lr * (g + mu * v if nesterov else v)
+    np.testing.assert_allclose(flat(net), p, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_adam(backend, wd, rng):
+    net, (X, Y) = small_net(backend), batch(rng)
+    lr, b1, b2, eps = 0.01, 0.9, 0.99, 1e-8
+    seen = run(net, pynn.Adam(lr, b1, b2, eps, weight_decay=wd), X, Y, 5)
+    p = seen[0][0].copy()
+    m = v = np.zeros_like(p)
+    for t, (_, g) in enumerate(seen, start=1):  # Kingma & Ba, with AdamW's decoupled decay
+        p = p * (1 - lr * wd)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
+        p = p - lr * mhat / (np.sqrt(vhat) + eps)
+    np.testing.assert_allclose(flat(net), p, rtol=1e-10, atol=1e-13)
+
+
+def test_optimizer_state_is_per_network(rng):
+    # Two networks sharing one Adam object train exactly like one network with its own Adam.
+    X, Y = batch(rng)
+    shared, own = pynn.Adam(0.01), pynn.Adam(0.01)
+    a, b, c = small_net("numpy"), small_net("numpy"), small_net("numpy")
+    for _ in range(3):
+        a.train_step(X, Y, "mse", shared)
+        b.train_step(X, Y, "mse", shared)
+        c.train_step(X, Y, "mse", own)
+    np.testing.assert_array_equal(flat(a), flat(c))
+    np.testing.assert_array_equal(flat(b), flat(c))
+
+
+def test_torch_optimizers_agree(rng):
+    torch = pytest.importorskip("torch")
+    X, Y = batch(rng)
+    for make, tmake in [
+        (lambda: pynn.SGD(0.1, momentum=0.9, nesterov=True), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+        (lambda: pynn.Adam(0.01, weight_decay=0.1), lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+        (lambda: pynn.Adam(0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
+    ]:
+        net = small_net("numpy")
+        params = [torch.tensor(a, dtype=torch.float64, requires_grad=True)
+                  for l in net.layers for a in (l.W.copy(), l.b.copy())]
+        topt, opt = tmake(params), make()
+        for _ in range(4):
+            _, g = net.loss_and_grads(X, Y, "mse")
+            for tp, gg in zip(params, [a for pair in g for a in pair]):
+                tp.grad = torch.tensor(gg)
+            topt.step()
+            net.train_step(X, Y, "mse", opt)
+        np.testing.assert_allclose(flat(net), np.concatenate([p.detach().numpy().ravel() for p in params]),
+                                   rtol=1e-12, atol=1e-14)
