@@ -11,13 +11,28 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_dtype(dtype: object) -> np.dtype:
+    # np.dtype(None) is float64 and np.dtype("float64") == None is True: test None explicitly
     try:
-        dt = np.dtype(dtype)
-    except TypeError:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
         dt = None
-    if dt not in DTYPES:
+    if dt is None or not any(dt == d for d in DTYPES):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
+
+
+def cast(arr: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``arr`` as ``dtype`` (a copy only when the dtype differs), refusing values that are
+    finite but overflow the target (1e40 into float32) instead of turning them into inf."""
+    if arr.dtype == dtype:
+        return arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(dtype, order="K")
+    if arr.dtype.kind == "f" and arr.size and not (np.isfinite(out.min()) and np.isfinite(out.max())):
+        _check_finite(arr, name)  # NaN/inf in the input itself: say so
+        raise ValueError(f"{name} has values beyond the range of {dtype.name} "
+                         f"(largest magnitude {np.abs(arr).max():.3g})")
+    return out
 
 
 def check_int(value: object, name: str, *, minimum: int = 1) -> int:
@@ -95,7 +110,7 @@ def as_batch(X: object, n_features: int, dtype: np.dtype, name: str = "X") -> np
             f"first layer expects; got shape {arr.shape}{hint}"
         )
     if arr.dtype != dtype:
-        arr = arr.astype(dtype, order="K")
+        arr = cast(arr, dtype, name)
     elif not _blas_ok(arr):  # e.g. negative or doubly-strided views: one copy, in F order
         arr = np.asfortranarray(arr)
     _check_finite(arr, name)
@@ -128,7 +143,7 @@ def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str 
             f"{name} must have shape ({m}, {d}) — {m} outputs for {d} examples{alt}; got shape {arr.shape}{hint}"
         )
     if arr.dtype != dtype:
-        arr = arr.astype(dtype, order="K")
+        arr = cast(arr, dtype, name)
     elif not _blas_ok(arr):
         arr = np.asfortranarray(arr)
     _check_finite(arr, name)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 FORMAT = "pynn"
 FORMAT_VERSION = 1
@@ -45,8 +47,10 @@ def save(net, path: Any) -> None:
     for i, layer in enumerate(net.layers):
         arrays[f"W{i}"] = np.ascontiguousarray(layer.W)
         arrays[f"b{i}"] = np.ascontiguousarray(layer.b)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".npz.tmp", dir=directory)
+    directory, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
+    # os.open with mode 0o666 lets the umask decide the permissions, as open() would
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -63,11 +67,49 @@ def _bad(path: str, why: str) -> ValueError:
     return ValueError(f"{path!r} is not a readable pynn model file: {why}")
 
 
+# What a damaged or hostile file can make the zip, JSON and .npy readers raise.
+_READ_ERRORS = (KeyError, TypeError, ValueError, EOFError, OSError, zipfile.BadZipFile, UnicodeDecodeError,
+                NotImplementedError, RuntimeError, OverflowError, zlib.error)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, shape: tuple[int, ...] | None, dtype: np.dtype,
+                 max_bytes: int) -> np.ndarray:
+    """Read one .npy member, checking its own header (shape, dtype, order) *before* reading or
+    allocating its data; never unpickles."""
+    with zf.open(f"{name}.npy") as f:
+        version = npformat.read_magic(f)
+        if version == (1, 0):
+            got_shape, fortran, got_dtype = npformat.read_array_header_1_0(f, max_header_size=4096)
+        elif version in ((2, 0), (3, 0)):
+            got_shape, fortran, got_dtype = npformat.read_array_header_2_0(f, max_header_size=4096)
+        else:
+            raise ValueError(f"{name} has .npy version {version}")
+        if got_dtype != dtype or (shape is not None and tuple(got_shape) != shape) or len(got_shape) > 2:
+            raise ValueError(f"{name} has shape {tuple(got_shape)} and dtype {got_dtype}, expected "
+                             f"{shape if shape is not None else '1-D'} and {dtype}")
+        count = int(np.prod(got_shape, dtype=np.int64))
+        nbytes = count * dtype.itemsize
+        if nbytes > max_bytes:
+            raise ValueError(f"{name} claims {nbytes} bytes, more than allowed")
+        data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise ValueError(f"{name} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(got_shape, order="F" if fortran else "C").copy()
+
+
+def _int_field(spec: dict, key: str) -> int:
+    v = spec[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 31:
+        raise ValueError(f"layer field {key!r} must be a positive int, got {v!r}")
+    return v
+
+
 def load(path: Any, *, backend: str | None = None):
     """Read a network written by :meth:`Network.save`.
 
     ``backend`` defaults to the one the network was saved with when it is available here (so
-    predictions match bit for bit), otherwise ``"auto"``.
+    predictions match bit for bit), otherwise ``"auto"``. Anything that is not a well-formed
+    pynn model file raises ``ValueError`` naming the path (``FileNotFoundError`` if missing).
 
     Examples
     --------
@@ -83,57 +125,36 @@ def load(path: Any, *, backend: str | None = None):
     from .network import Dense, Network
 
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {path!r}")
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise _bad(path, f"not a zip archive ({e})") from None
-    with zf:
-        try:
-            info = {i.filename: i for i in zf.infolist()}
-            if "header.npy" not in info or info["header.npy"].file_size > _MAX_HEADER:
-                raise _bad(path, "no header")
-            with np.load(path, allow_pickle=False) as npz:
-                header = json.loads(bytes(npz["header"]).decode())
-                if not isinstance(header, dict) or header.get("format") != FORMAT:
-                    raise _bad(path, "the header does not name the pynn format")
-                version = header.get("format_version")
-                if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-                    raise _bad(path, f"format version {version!r}; this pynn reads versions 1 to {FORMAT_VERSION}")
-                dtype = np.dtype(header["dtype"])
-                if dtype not in (np.float32, np.float64):
-                    raise _bad(path, f"dtype {dtype}")
-                specs = header["layers"]
-                if not isinstance(specs, list) or not specs:
-                    raise _bad(path, "no layers")
-                layers = []
-                for i, spec in enumerate(specs):
-                    n_in, n_out = int(spec["n_in"]), int(spec["n_out"])
-                    if n_in < 1 or n_out < 1:
-                        raise _bad(path, f"layer {i} has sizes ({n_out}, {n_in})")
-                    arrays = []
-                    for name, shape in ((f"W{i}", (n_out, n_in)), (f"b{i}", (n_out, 1))):
-                        member = info.get(f"{name}.npy")
-                        # check the size in the zip directory before letting NumPy allocate
-                        need = int(np.prod(shape)) * dtype.itemsize
-                        if member is None or not need <= member.file_size <= need + 4096:
-                            raise _bad(path, f"{name} is missing or has the wrong size")
-                        a = npz[name]
-                        if a.shape != shape or a.dtype != dtype:
-                            raise _bad(path, f"{name} has shape {a.shape} and dtype {a.dtype}, "
-                                             f"expected {shape} and {dtype}")
-                        arrays.append(a)
-                    layers.append(Dense(n_in, n_out, spec["activation"], init=tuple(arrays)))
-        except ValueError as e:
-            if str(e).startswith(repr(path)):
-                raise
-            raise _bad(path, str(e)) from None
-        except (KeyError, TypeError, EOFError, OSError, zipfile.BadZipFile, UnicodeDecodeError,
-                json.JSONDecodeError) as e:
-            raise _bad(path, f"{type(e).__name__}: {e}") from None
+        with zipfile.ZipFile(path) as zf:
+            raw = _read_member(zf, "header", None, np.dtype(np.uint8), _MAX_HEADER)
+            header = json.loads(bytes(raw).decode())
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ValueError("the header does not name the pynn format")
+            version = header.get("format_version")
+            if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+                raise ValueError(f"format version {version!r}; this pynn reads versions 1 to {FORMAT_VERSION}")
+            dtype = np.dtype(header["dtype"])
+            if dtype not in (np.float32, np.float64):
+                raise ValueError(f"dtype {dtype}")
+            specs = header["layers"]
+            if not isinstance(specs, list) or not specs:
+                raise ValueError("no layers")
+            # the file's own size bounds what its arrays may hold (they are stored uncompressed)
+            budget = os.path.getsize(path)
+            layers = []
+            for i, spec in enumerate(specs):
+                n_in, n_out = _int_field(spec, "n_in"), _int_field(spec, "n_out")
+                W = _read_member(zf, f"W{i}", (n_out, n_in), dtype, budget)
+                b = _read_member(zf, f"b{i}", (n_out, 1), dtype, budget)
+                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b)))
+            seed = header.get("seed")
+            net = Network(layers, dtype=dtype, backend="numpy", seed=seed)
+    except _READ_ERRORS as e:
+        raise _bad(path, f"{type(e).__name__}: {e}") from None
     if backend is None:
         saved = header.get("backend")
         backend = saved if saved in available_backends() else "auto"
-    seed = header.get("seed")
-    return Network(layers, dtype=dtype, backend=backend, seed=seed if isinstance(seed, int) else None)
+    return net._with_backend(backend)

@@ -123,7 +123,7 @@ class Dense:
     def W(self, value: Any) -> None:
         arr = self._check_param(value, "W")
         self._materialize()
-        self._W[...] = arr
+        self._W[...] = V.cast(arr, self._W.dtype, "W")
 
     @property
     def b(self) -> np.ndarray:
@@ -135,7 +135,7 @@ class Dense:
     def b(self, value: Any) -> None:
         arr = self._check_param(value, "b")
         self._materialize()
-        self._b[...] = arr
+        self._b[...] = V.cast(arr, self._b.dtype, "b")
 
     def _attach(self, net, W: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> None:
         src = (self._W, self._b) if self._W is not None else self._draw(rng)
@@ -210,6 +210,10 @@ class Network:
         if len(set(map(id, layers))) != len(layers):
             raise ValueError("layers must not repeat a Dense instance")
         self.dtype = V.check_dtype(dtype)
+        for i, layer in enumerate(layers):  # weights given before joining must fit the dtype
+            if layer._W is not None:
+                V.cast(layer._W, self.dtype, f"layers[{i}].W")
+                V.cast(layer._b, self.dtype, f"layers[{i}].b")
         self.backend = resolve(backend)
         self._k = get_backend(self.backend)
         if seed is not None:
@@ -286,6 +290,12 @@ class Network:
     def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
         return V.as_batch(X, self.layers[0].n_in, self.dtype, name)
 
+    def _with_backend(self, backend: str) -> "Network":
+        """Switch to another backend in place (weights and workspaces are backend-neutral)."""
+        self.backend = resolve(backend)
+        self._k = get_backend(self.backend)
+        return self
+
     def _forward(self, X: np.ndarray, out: np.ndarray, ws: _Workspace) -> np.ndarray:
         k, A = self._k, X
         last = len(self.layers) - 1
@@ -338,8 +348,8 @@ class Network:
     def _check_loss(self, loss: Any) -> str:
         return check_loss(loss, self._stems[-1])
 
-    def _check_targets(self, Y: Any, loss: str, d: int) -> np.ndarray:
-        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype)
+    def _check_targets(self, Y: Any, loss: str, d: int, name: str = "Y") -> np.ndarray:
+        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype, name)
 
     def _dense_targets(self, Y: np.ndarray, ws: _Workspace) -> np.ndarray:
         """Class indices become a one-hot (m, d) array in the workspace; others pass through."""
@@ -394,12 +404,13 @@ class Network:
         self._backward(X, Yd, loss, ws)
         return J
 
-    def _validated(self, X: Any, Y: Any, loss: Any, *, allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    def _validated(self, X: Any, Y: Any, loss: Any, names: tuple[str, str] = ("X", "Y")
+                   ) -> tuple[np.ndarray, np.ndarray, str]:
         loss = self._check_loss(loss)
-        X = self._check_X(X)
-        if X.shape[1] == 0 and not allow_empty:
-            raise ValueError("X must hold at least one example (column), got shape %s" % (X.shape,))
-        Y = self._check_targets(Y, loss, X.shape[1])
+        X = self._check_X(X, names[0])
+        if X.shape[1] == 0:
+            raise ValueError(f"{names[0]} must hold at least one example (column), got shape {X.shape}")
+        Y = self._check_targets(Y, loss, X.shape[1], names[1])
         return X, Y, loss
 
     def loss(self, X: Any, Y: Any, loss: str) -> float:
@@ -437,8 +448,10 @@ class Network:
 
     def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
         J = self._loss_and_grads(X, Y, loss)
-        if not math.isfinite(J):
-            raise FloatingPointError(f"the loss is not finite ({J}); the weights were left unchanged "
+        g = self._grads
+        if not (math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max())):
+            what = "loss" if not math.isfinite(J) else "gradient"
+            raise FloatingPointError(f"the {what} is not finite (J = {J}); the weights were left unchanged "
                                      "(try a smaller learning rate)")
         optimizer.step(self)
         return J
@@ -485,7 +498,8 @@ class Network:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
-            val = self._validated(validation_data[0], validation_data[1], loss)[:2]
+            val = self._validated(validation_data[0], validation_data[1], loss,
+                                  ("validation_data[0]", "validation_data[1]"))[:2]
 
         n = X.shape[1]
         bs = min(batch_size, n)
