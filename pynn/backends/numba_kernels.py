@@ -1,0 +1,466 @@
+"""The Numba backend: the reference's kernels as parallel loops, compiled on first call.
+
+Matrix products go to NumPy's BLAS outside the jit (``np.matmul(..., out=)``, so no SciPy is
+needed). Every other pass is a jitted loop whose body is the reference's formula for one element,
+except two that a NumPy ufunc does in place: ``linear`` (a copy) and ``tanh`` forward (NumPy's SIMD
+tanh is several times faster than the libm ``tanhf`` a jitted loop calls, and equals the reference).
+Arithmetic stays in the arrays' dtype: constants are cast to it, since Numba would otherwise
+promote float32 math to float64 through a Python literal. The one exception is the scalar ``J``
+of the losses, whose terms (computed in the dtype) are summed in float64.
+
+Layout: a batch is ``(features, examples)`` and our workspaces are F-ordered, so the 2-D loops
+are handed the transposed, examples-major view ``(examples, features)``: C-contiguous for those
+workspaces, ``prange`` runs over examples and the inner loop walks contiguous memory.
+Elementwise loops don't care which axis is which, so they get all their arrays untransposed when
+all are C-ordered: both layouts then share one compiled specialisation. Other layouts (mixed, or
+strided views) compile their own, slower but correct one. Nothing is ever copied.
+
+Compilation is lazy (on the first call per dtype/layout) and cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from pynn.backends import ACTIVATION_KERNELS
+from pynn.backends.reference import LEAKY_SLOPE
+
+# No fastmath: the backends must agree with the reference to float tolerance.
+_pjit = numba.njit(parallel=True, cache=True, nogil=True)
+_jit = numba.njit(cache=True, nogil=True)
+
+_FEATURE_BLOCK = 128  # features per parallel task when summing over examples (db)
+
+
+# ---------------------------------------------------------------- helpers
+def _gemm(A, B, C):
+    """C = A @ B by NumPy's BLAS, straight into C (BLAS wants C's unit stride on its last axis)."""
+    if C.strides[1] == C.itemsize:
+        np.matmul(A, B, out=C)
+    else:  # C's unit stride is on its first axis (F-ordered): compute Cᵀ = Bᵀ Aᵀ instead
+        np.matmul(B.T, A.T, out=C.T)
+
+
+def _elementwise(*arrays):
+    """Arrays for an elementwise loop: as they are if all are C-ordered, else all transposed."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return arrays
+    return tuple(a.T for a in arrays)
+
+
+@_jit
+def _clip(x, lo, hi):
+    """np.clip for one element (a NaN stays NaN)."""
+    return lo if x < lo else (hi if x > hi else x)
+
+
+# ---------------------------------------------------------------- dense layer
+@_pjit
+def _add_bias(Zt, b):
+    """Zt[j, i] += b[i], on the examples-major view of Z."""
+    for j in prange(Zt.shape[0]):
+        for i in range(Zt.shape[1]):
+            Zt[j, i] += b[i]
+
+
+@_pjit
+def _sum_over_examples(dZt, db):
+    """db[i] = Σ_j dZt[j, i]: blocks of features in parallel, examples summed in order."""
+    d, h = dZt.shape
+    for block in prange((h + _FEATURE_BLOCK - 1) // _FEATURE_BLOCK):
+        lo = block * _FEATURE_BLOCK
+        hi = min(lo + _FEATURE_BLOCK, h)
+        for i in range(lo, hi):
+            db[i] = 0
+        for j in range(d):
+            for i in range(lo, hi):
+                db[i] += dZt[j, i]
+
+
+def dense_forward(W, A_prev, b, Z):
+    """Z = W A_prev + b.   W (h, n), A_prev (n, d), b (h, 1) -> Z (h, d)."""
+    _gemm(W, A_prev, Z)
+    _add_bias(Z.T, b[:, 0])
+
+
+def dense_backward(dZ, A_prev, W, dW, db, dA_prev):
+    """dW = dZ A_prevᵀ, db = dZ·1, dA_prev = Wᵀ dZ.   dZ (h, d) -> dW (h, n), db (h, 1), dA_prev (n, d)."""
+    _gemm(dZ, A_prev.T, dW)
+    _sum_over_examples(dZ.T, db[:, 0])
+    if dA_prev is not None:
+        _gemm(W.T, dZ, dA_prev)
+
+
+# ---------------------------------------------------------------- activations
+# Forward: A = act(Z). Backward: dZ = dA ⊙ act'(Z), with act' written in terms of A.
+@_pjit
+def _sigmoid_forward(Z, A):
+    """A = 1 / (1 + e) if z >= 0 else e / (1 + e), with e = exp(-|z|)."""
+    one = Z.dtype.type(1)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            e = np.exp(-abs(z))
+            A[r, c] = one / (one + e) if z >= 0 else e / (one + e)
+
+
+@_pjit
+def _sigmoid_backward(dA, A, dZ):
+    """dZ = dA a (1 - a)."""
+    one = A.dtype.type(1)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] * (a * (one - a))
+
+
+@_pjit
+def _tanh_backward(dA, A, dZ):
+    """dZ = dA (1 - a²)."""
+    one = A.dtype.type(1)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] * (one - a * a)
+
+
+@_pjit
+def _relu_forward(Z, A):
+    """A = z if z > 0 else 0."""
+    zero = Z.dtype.type(0)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > 0 else zero
+
+
+@_pjit
+def _relu_backward(dA, A, dZ):
+    """dZ = dA if a > 0 else 0."""
+    zero = A.dtype.type(0)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            dZ[r, c] = dA[r, c] if A[r, c] > 0 else zero
+
+
+@_pjit
+def _leaky_relu_forward(Z, A):
+    """A = z if z > 0 else 0.01 z."""
+    slope = Z.dtype.type(LEAKY_SLOPE)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > 0 else slope * z
+
+
+@_pjit
+def _leaky_relu_backward(dA, A, dZ):
+    """dZ = dA if a > 0 else 0.01 dA."""
+    slope = A.dtype.type(LEAKY_SLOPE)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            da = dA[r, c]
+            dZ[r, c] = da if A[r, c] > 0 else slope * da
+
+
+@_pjit
+def _softmax_forward(Zt, At):
+    """At[j] = exp(Zt[j] - max) / Σ exp(Zt[j] - max), one example j per task."""
+    for j in prange(Zt.shape[0]):
+        zmax = Zt[j, 0]
+        for k in range(1, Zt.shape[1]):
+            zmax = max(zmax, Zt[j, k])
+        s = Zt.dtype.type(0)
+        for k in range(Zt.shape[1]):
+            e = np.exp(Zt[j, k] - zmax)
+            At[j, k] = e
+            s += e
+        for k in range(Zt.shape[1]):
+            At[j, k] /= s
+
+
+@_pjit
+def _softmax_backward(dAt, At, dZt):
+    """dZt[j] = At[j] (dAt[j] - Σ_k dAt[j, k] At[j, k]), one example j per task."""
+    for j in prange(At.shape[0]):
+        s = At.dtype.type(0)
+        for k in range(At.shape[1]):
+            s += dAt[j, k] * At[j, k]
+        for k in range(At.shape[1]):
+            dZt[j, k] = At[j, k] * (dAt[j, k] - s)
+
+
+def sigmoid_forward(Z, A):
+    """A = 1 / (1 + exp(-Z)), in the form that never overflows: e = exp(-|Z|)."""
+    _sigmoid_forward(*_elementwise(Z, A))
+
+
+def sigmoid_backward(dA, A, dZ):
+    """dZ = dA ⊙ A (1 - A)."""
+    _sigmoid_backward(*_elementwise(dA, A, dZ))
+
+
+def tanh_forward(Z, A):
+    """A = tanh(Z)."""
+    np.tanh(Z, out=A)
+
+
+def tanh_backward(dA, A, dZ):
+    """dZ = dA ⊙ (1 - A²)."""
+    _tanh_backward(*_elementwise(dA, A, dZ))
+
+
+def relu_forward(Z, A):
+    """A = max(Z, 0)."""
+    _relu_forward(*_elementwise(Z, A))
+
+
+def relu_backward(dA, A, dZ):
+    """dZ = dA ⊙ [A > 0]   (the derivative at 0 is taken as 0, as PyTorch does)."""
+    _relu_backward(*_elementwise(dA, A, dZ))
+
+
+def leaky_relu_forward(Z, A):
+    """A = Z if Z > 0 else 0.01 Z."""
+    _leaky_relu_forward(*_elementwise(Z, A))
+
+
+def leaky_relu_backward(dA, A, dZ):
+    """dZ = dA if A > 0 else 0.01 dA."""
+    _leaky_relu_backward(*_elementwise(dA, A, dZ))
+
+
+def linear_forward(Z, A):
+    """A = Z."""
+    np.copyto(A, Z)
+
+
+def linear_backward(dA, A, dZ):
+    """dZ = dA."""
+    np.copyto(dZ, dA)
+
+
+def softmax_forward(Z, A):
+    """A[:, i] = exp(Z[:, i]) / Σ_k exp(Z[k, i]), shifted by the column max so exp never overflows."""
+    _softmax_forward(Z.T, A.T)
+
+
+def softmax_backward(dA, A, dZ):
+    """dZ = A ⊙ (dA - Σ_k dA_k A_k), column by column (the softmax Jacobian times dA)."""
+    _softmax_backward(dA.T, A.T, dZ.T)
+
+
+# ---------------------------------------------------------------- losses
+# J = (1/d) Σ_i L(yhat_i, y_i), each L summed over the outputs k. The _*_sum loops return the
+# float64 sum of the per-element terms; the wrappers scale it.
+@_pjit
+def _mse_sum(Yhat, Y):
+    """Σ (yhat - y)²."""
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            diff = Yhat[r, c] - Y[r, c]
+            s += diff * diff
+    return s
+
+
+@_pjit
+def _bce_sum(Yhat, Y):
+    """Σ y log p + (1 - y) log(1 - p), p = yhat clipped to [eps, 1 - eps]."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            p, y = _clip(Yhat[r, c], eps, one - eps), Y[r, c]
+            s += y * np.log(p) + (one - y) * np.log(one - p)
+    return s
+
+
+@_pjit
+def _cross_entropy_sum(Yhat, Y):
+    """Σ y log p, p = yhat clipped to [eps, 1]."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            s += Y[r, c] * np.log(_clip(Yhat[r, c], eps, one))
+    return s
+
+
+@_pjit
+def _bce_logits_sum(Z, Y):
+    """Σ max(z, 0) - y z + log(1 + exp(-|z|))."""
+    zero = Z.dtype.type(0)
+    s = 0.0
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            s += max(z, zero) - Y[r, c] * z + np.log1p(np.exp(-abs(z)))
+    return s
+
+
+@_pjit
+def _cross_entropy_logits_sum(Zt, Yt):
+    """Σ_j Σ_k yt[j, k] (logsumexp(Zt[j]) - Zt[j, k]), one example j per task."""
+    s = 0.0
+    for j in prange(Zt.shape[0]):
+        zmax = Zt[j, 0]
+        for k in range(1, Zt.shape[1]):
+            zmax = max(zmax, Zt[j, k])
+        se = Zt.dtype.type(0)
+        for k in range(Zt.shape[1]):
+            se += np.exp(Zt[j, k] - zmax)
+        lse = zmax + np.log(se)
+        for k in range(Zt.shape[1]):
+            s += Yt[j, k] * (lse - Zt[j, k])
+    return s
+
+
+@_pjit
+def _diff_over_d(Yhat, Y, d, out):
+    """out = (yhat - y) / d."""
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            out[r, c] = (Yhat[r, c] - Y[r, c]) / d
+
+
+@_pjit
+def _bce_backward(Yhat, Y, d, dYhat):
+    """dYhat = (p - y) / (p (1 - p)) / d, p = yhat clipped to [eps, 1 - eps]."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            p = _clip(Yhat[r, c], eps, one - eps)
+            dYhat[r, c] = (p - Y[r, c]) / (p * (one - p)) / d
+
+
+@_pjit
+def _cross_entropy_backward(Yhat, Y, d, dYhat):
+    """dYhat = -y / p / d, p = yhat clipped to [eps, 1]."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            dYhat[r, c] = -Y[r, c] / _clip(Yhat[r, c], eps, one) / d
+
+
+def _examples(Yhat):
+    """d, the number of examples, in Yhat's dtype (the reference divides by it in that dtype)."""
+    return Yhat.dtype.type(Yhat.shape[1])
+
+
+def mse_forward(Yhat, Y):
+    """L = 1/2 Σ_k (yhat_k - y_k)²."""
+    return 0.5 * _mse_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def mse_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (Yhat - Y) / d."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _diff_over_d(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def bce_forward(Yhat, Y):
+    """L = -Σ_k [y log yhat + (1 - y) log(1 - yhat)], yhat clipped to [eps, 1 - eps]."""
+    return -_bce_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def bce_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (yhat - y) / (yhat (1 - yhat)) / d, yhat clipped as in the forward."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _bce_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def cross_entropy_forward(Yhat, Y):
+    """L = -Σ_k y_k log yhat_k, yhat clipped to [eps, 1]."""
+    return -_cross_entropy_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def cross_entropy_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = -y / yhat / d, yhat clipped as in the forward."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _cross_entropy_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def bce_logits_forward(Z, Y):
+    """bce of sigmoid(Z) from the logits: L = Σ_k max(z, 0) - y z + log(1 + exp(-|z|))."""
+    return _bce_logits_sum(*_elementwise(Z, Y)) / Z.shape[1]
+
+
+def cross_entropy_logits_forward(Z, Y):
+    """Cross-entropy of softmax(Z) from the logits: L = Σ_k y_k (logsumexp(z) - z_k)."""
+    return _cross_entropy_logits_sum(Z.T, Y.T) / Z.shape[1]
+
+
+def output_backward(Yhat, Y, dZ):
+    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce and softmax+cross_entropy."""
+    Yhat_, Y_, dZ_ = _elementwise(Yhat, Y, dZ)
+    _diff_over_d(Yhat_, Y_, _examples(Yhat), dZ_)
+
+
+# ---------------------------------------------------------------- one whole layer
+# Two passes after the GEMM (bias, then activation), exactly as the reference defines them.
+def layer_forward(W, A_prev, b, act, Z, A):
+    """dense_forward then <act>_forward.   Z may be A."""
+    dense_forward(W, A_prev, b, Z)
+    _FORWARD[act](Z, A)
+
+
+def layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev):
+    """<act>_backward then dense_backward.   dZ may be dA; dA_prev may be None."""
+    _BACKWARD[act](dA, A, dZ)
+    dense_backward(dZ, A_prev, W, dW, db, dA_prev)
+
+
+# ---------------------------------------------------------------- optimizers (flat buffers)
+# Hyperparameters arrive as Python floats; they are cast to the buffers' dtype (after any
+# arithmetic the reference does on Python floats) so the loops compute in that dtype.
+@_pjit
+def _sgd(p, g, lr):
+    """p <- p - lr g."""
+    for k in prange(p.shape[0]):
+        p[k] -= lr * g[k]
+
+
+@_pjit
+def _sgd_momentum(p, g, v, lr, momentum, nesterov):
+    """v <- μ v + g; p <- p - lr (g + μ v) if nesterov else p - lr v."""
+    for k in prange(p.shape[0]):
+        v[k] = momentum * v[k] + g[k]
+        p[k] -= lr * (g[k] + momentum * v[k] if nesterov else v[k])
+
+
+@_pjit
+def _adam(p, g, m, v, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, step, sqrt_bias2, eps):
+    """p <- decay p; m, v <- averages of g, g²; p <- p - step m / (√v / √bias2 + eps)."""
+    for k in prange(p.shape[0]):
+        p[k] *= decay
+        m[k] = beta1 * m[k] + one_minus_beta1 * g[k]
+        v[k] = beta2 * v[k] + one_minus_beta2 * g[k] * g[k]
+        p[k] -= step * m[k] / (np.sqrt(v[k]) / sqrt_bias2 + eps)
+
+
+def sgd_update(p, g, v, lr, momentum, nesterov):
+    """p <- p - lr g (the seed's update); with momentum v <- μ v + g, step g + μ v if nesterov else v."""
+    T = p.dtype.type
+    if momentum == 0:
+        _sgd(p, g, T(lr))
+        return
+    _sgd_momentum(p, g, v, T(lr), T(momentum), bool(nesterov))
+
+
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
+    """Adam at step t >= 1, with decoupled weight decay (AdamW) when weight_decay > 0."""
+    T = p.dtype.type
+    bias1, bias2 = 1 - beta1**t, 1 - beta2**t
+    _adam(p, g, m, v, T(1 - lr * weight_decay), T(beta1), T(1 - beta1), T(beta2), T(1 - beta2),
+          T(lr / bias1), T(np.sqrt(bias2)), T(eps))
+
+
+_FORWARD = {a: globals()[f"{a}_forward"] for a in ACTIVATION_KERNELS}
+_BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}

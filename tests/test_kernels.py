@@ -1,0 +1,443 @@
+"""Every kernel on every backend against the NumPy reference: dtype × layout × odd shapes.
+
+Outputs start as NaN, so a kernel that skips an element fails; inputs are compared with copies
+afterwards, so a kernel that writes into one fails. Numba compile time dominates the runtime, so
+the arrays' layouts are kept to a few combinations (each is a separate compiled specialisation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from pynn.backends import ACTIVATION_KERNELS, LOSS_KERNELS
+from conftest import assert_close, make, nans
+
+# (h, n, d): layer width, input width, batch size. Widths 1..300, batches 1..300.
+SHAPES = [(1, 1, 1), (2, 2, 1), (3, 5, 7), (64, 33, 128), (17, 300, 5), (9, 4, 300)]
+SHAPE_IDS = ["x".join(map(str, s)) for s in SHAPES]
+# Floating-point errors the stable formulas must never raise (underflow to 0 is expected).
+NO_FP_ERRORS = dict(over="raise", invalid="raise", divide="raise")
+
+
+@pytest.fixture(params=SHAPES, ids=SHAPE_IDS)
+def shape(request):
+    return request.param
+
+
+@pytest.fixture
+def new(rng, dtype, layout):
+    """new(shape, low=-1, high=1): a random input in the test's dtype and layout."""
+    return functools.partial(make, rng, dtype=dtype, layout=layout)
+
+
+@pytest.fixture
+def out(dtype, layout):
+    """out(shape): a NaN-filled output buffer in the test's dtype and layout."""
+    return functools.partial(nans, dtype=dtype, layout=layout)
+
+
+@contextlib.contextmanager
+def unchanged(*arrays):
+    """Assert that the block leaves these (input) arrays exactly as they were."""
+    copies = [a.copy(order="K") for a in arrays]
+    yield
+    for i, (a, c) in enumerate(zip(arrays, copies)):
+        np.testing.assert_array_equal(a, c, err_msg=f"input {i} was modified")
+
+
+def probabilities(rng, shape, dtype, layout):
+    """Values strictly inside (0, 1), as a sigmoid or softmax output would be."""
+    return make(rng, shape, dtype, layout, low=0.01, high=0.99)
+
+
+def activation_output(ref, act, Z):
+    """A = act(Z) by the reference, so backward kernels see realistic A (zeros for relu)."""
+    A = np.empty_like(Z, order="K")
+    getattr(ref, f"{act}_forward")(Z, A)
+    return A
+
+
+def with_zeros(Z):
+    """Z with some exact zeros, the boundary of relu's and leaky_relu's `> 0`."""
+    Z[::3, ::2] = 0
+    return Z
+
+
+# ---------------------------------------------------------------- dense layer
+def test_dense_forward(kernels, ref, dtype, shape, new, out):
+    h, n, d = shape
+    W, A_prev, b = new((h, n)), new((n, d)), new((h, 1))
+    Z, Z_ref = out((h, d)), out((h, d))
+    with unchanged(W, A_prev, b):
+        kernels.dense_forward(W, A_prev, b, Z)
+    ref.dense_forward(W, A_prev, b, Z_ref)
+    assert_close(Z, Z_ref, dtype)
+
+
+@pytest.mark.parametrize("input_grad", [True, False], ids=["dA_prev", "no_dA_prev"])
+def test_dense_backward(kernels, ref, dtype, shape, new, out, input_grad):
+    h, n, d = shape
+    dZ, A_prev, W = new((h, d)), new((n, d)), new((h, n))
+    got = [out((h, n)), out((h, 1)), out((n, d)) if input_grad else None]
+    want = [out((h, n)), out((h, 1)), out((n, d)) if input_grad else None]
+    with unchanged(dZ, A_prev, W):
+        kernels.dense_backward(dZ, A_prev, W, *got)
+    ref.dense_backward(dZ, A_prev, W, *want)
+    for g, w in zip(got, want):
+        if w is not None:
+            assert_close(g, w, dtype)
+
+
+# ---------------------------------------------------------------- activations
+@pytest.mark.parametrize("in_place", [False, True], ids=["A", "A_is_Z"])
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_activation_forward(kernels, ref, dtype, shape, new, out, act, in_place):
+    h, _, d = shape
+    Z = with_zeros(new((h, d), low=-4, high=4))
+    A_ref = out((h, d))
+    getattr(ref, f"{act}_forward")(Z.copy(order="K"), A_ref)
+    if in_place:
+        getattr(kernels, f"{act}_forward")(Z, Z)
+        A = Z
+    else:
+        A = out((h, d))
+        with unchanged(Z):
+            getattr(kernels, f"{act}_forward")(Z, A)
+    assert_close(A, A_ref, dtype)
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["dZ", "dZ_is_dA"])
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_activation_backward(kernels, ref, dtype, shape, new, out, act, in_place):
+    h, _, d = shape
+    A = activation_output(ref, act, with_zeros(new((h, d), low=-4, high=4)))
+    dA = new((h, d))
+    dZ_ref = out((h, d))
+    getattr(ref, f"{act}_backward")(dA.copy(order="K"), A, dZ_ref)
+    if in_place:
+        with unchanged(A):
+            getattr(kernels, f"{act}_backward")(dA, A, dA)
+        dZ = dA
+    else:
+        dZ = out((h, d))
+        with unchanged(dA, A):
+            getattr(kernels, f"{act}_backward")(dA, A, dZ)
+    assert_close(dZ, dZ_ref, dtype)
+
+
+# ---------------------------------------------------------------- losses
+def loss_inputs(rng, loss, shape, dtype, layout_yhat, layout_y):
+    """(Yhat, Y) for a loss: probabilities for bce/cross_entropy, any values for mse."""
+    if loss == "mse":
+        Yhat = make(rng, shape, dtype, layout_yhat, low=-2, high=2)
+        return Yhat, make(rng, shape, dtype, layout_y, low=-2, high=2)
+    Yhat = probabilities(rng, shape, dtype, layout_yhat)
+    return Yhat, make(rng, shape, dtype, layout_y, low=0, high=1)
+
+
+@pytest.mark.parametrize("loss", LOSS_KERNELS)
+def test_loss_forward(kernels, ref, dtype, layout, shape, rng, loss):
+    h, _, d = shape
+    Yhat, Y = loss_inputs(rng, loss, (h, d), dtype, layout, layout)
+    with unchanged(Yhat, Y):
+        J = getattr(kernels, f"{loss}_forward")(Yhat, Y)
+    assert type(J) is float
+    assert_close(J, getattr(ref, f"{loss}_forward")(Yhat, Y), dtype)
+
+
+@pytest.mark.parametrize("loss", LOSS_KERNELS)
+def test_loss_backward(kernels, ref, dtype, layout, shape, rng, out, loss):
+    h, _, d = shape
+    Yhat, Y = loss_inputs(rng, loss, (h, d), dtype, layout, layout)
+    dYhat, dYhat_ref = out((h, d)), out((h, d))
+    with unchanged(Yhat, Y):
+        getattr(kernels, f"{loss}_backward")(Yhat, Y, dYhat)
+    getattr(ref, f"{loss}_backward")(Yhat, Y, dYhat_ref)
+    assert_close(dYhat, dYhat_ref, dtype)
+
+
+@pytest.mark.parametrize("loss", ["bce_logits", "cross_entropy_logits"])
+def test_logits_loss_forward(kernels, ref, dtype, shape, new, loss):
+    h, _, d = shape
+    Z, Y = new((h, d), low=-6, high=6), new((h, d), low=0, high=1)
+    with unchanged(Z, Y):
+        J = getattr(kernels, f"{loss}_forward")(Z, Y)
+    assert type(J) is float
+    assert_close(J, getattr(ref, f"{loss}_forward")(Z, Y), dtype)
+
+
+def test_output_backward(kernels, ref, dtype, shape, new, out):
+    h, _, d = shape
+    Yhat, Y = new((h, d), low=0.01, high=0.99), new((h, d), low=0, high=1)
+    dZ, dZ_ref = out((h, d)), out((h, d))
+    with unchanged(Yhat, Y):
+        kernels.output_backward(Yhat, Y, dZ)
+    ref.output_backward(Yhat, Y, dZ_ref)
+    assert_close(dZ, dZ_ref, dtype)
+
+
+# ---------------------------------------------------------------- one whole layer
+def layer_inputs(new, shape):
+    """W, A_prev, b for a layer of shape (h, n, d)."""
+    h, n, d = shape
+    return new((h, n)), new((n, d), low=-2, high=2), new((h, 1))
+
+
+@pytest.mark.parametrize("alias", [False, True], ids=["Z_A", "Z_is_A"])
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_layer_forward(kernels, ref, dtype, shape, new, out, act, alias):
+    h, _, d = shape
+    W, A_prev, b = layer_inputs(new, shape)
+    Z_ref, A_ref = out((h, d)), out((h, d))
+    ref.layer_forward(W, A_prev, b, act, Z_ref, A_ref)
+    Z = out((h, d))
+    A = Z if alias else out((h, d))
+    with unchanged(W, A_prev, b):
+        kernels.layer_forward(W, A_prev, b, act, Z, A)
+    # A inherits Z's absolute rounding error (|act'| <= 1), which scales with Z, not with A.
+    scale = max(1.0, float(np.abs(Z_ref).max()))
+    assert_close(A, A_ref, dtype, scale=scale)
+    if not alias:
+        assert_close(Z, Z_ref, dtype, scale=scale)
+
+
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_layer_forward_is_dense_then_activation(kernels, new, out, act):
+    """The fused kernel is *defined* as the two kernels in a row, on the same backend."""
+    h, n, d = 17, 33, 29
+    W, A_prev, b = layer_inputs(new, (h, n, d))
+    Z, A = out((h, d)), out((h, d))
+    kernels.layer_forward(W, A_prev, b, act, Z, A)
+    Z2, A2 = out((h, d)), out((h, d))
+    kernels.dense_forward(W, A_prev, b, Z2)
+    getattr(kernels, f"{act}_forward")(Z2, A2)
+    np.testing.assert_array_equal(Z, Z2)
+    np.testing.assert_array_equal(A, A2)
+
+
+@pytest.mark.parametrize(
+    "alias, input_grad", [(False, True), (True, False)], ids=["dZ_dA_prev", "dZ_is_dA_no_dA_prev"]
+)
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_layer_backward(kernels, ref, dtype, shape, new, out, act, alias, input_grad):
+    h, n, d = shape
+    W, A_prev, _ = layer_inputs(new, shape)
+    A = activation_output(ref, act, with_zeros(new((h, d), low=-4, high=4)))
+    dA = new((h, d))
+
+    def outputs():
+        """dW, db, dA_prev (or None)."""
+        return [out((h, n)), out((h, 1)), out((n, d)) if input_grad else None]
+
+    want = outputs()
+    dZ_ref = out((h, d))
+    ref.layer_backward(dA.copy(order="K"), A, act, W, A_prev, dZ_ref, *want)
+    got = outputs()
+    if alias:
+        with unchanged(A, W, A_prev):
+            kernels.layer_backward(dA, A, act, W, A_prev, dA, *got)
+        dZ = dA
+    else:
+        dZ = out((h, d))
+        with unchanged(dA, A, W, A_prev):
+            kernels.layer_backward(dA, A, act, W, A_prev, dZ, *got)
+    assert_close(dZ, dZ_ref, dtype)
+    for g, w in zip(got, want):
+        if w is not None:
+            assert_close(g, w, dtype)
+
+
+# ---------------------------------------------------------------- optimizers (flat buffers)
+SIZES = [1, 7, 1000]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    "momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)],
+    ids=["plain", "momentum", "nesterov"],
+)
+def test_sgd_update(kernels, ref, dtype, rng, size, momentum, nesterov):
+    p, g, v = (make(rng, (size,), dtype) for _ in range(3))
+    p0, v0 = p.copy(), v.copy()
+    p_ref, v_ref = p.copy(), v.copy()
+    ref.sgd_update(p_ref, g, v_ref, 0.1, momentum, nesterov)
+    with unchanged(g):
+        kernels.sgd_update(p, g, v, 0.1, momentum, nesterov)
+    assert_close(p, p_ref, dtype)
+    assert_close(v, v_ref, dtype)  # with momentum 0, v is left alone
+    assert not np.array_equal(p, p0)
+    assert np.array_equal(v, v0) == (momentum == 0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("t", [1, 5])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01], ids=["adam", "adamw"])
+def test_adam_update(kernels, ref, dtype, rng, size, t, weight_decay):
+    p, g, m = (make(rng, (size,), dtype) for _ in range(3))
+    v = make(rng, (size,), dtype, low=0, high=0.1)
+    p0 = p.copy()
+    p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
+    args = (t, 1e-2, 0.9, 0.999, 1e-8, weight_decay)
+    ref.adam_update(p_ref, g, m_ref, v_ref, *args)
+    with unchanged(g):
+        kernels.adam_update(p, g, m, v, *args)
+    assert_close(p, p_ref, dtype)
+    assert_close(m, m_ref, dtype)
+    assert_close(v, v_ref, dtype)
+    assert not np.array_equal(p, p0)
+
+
+# ---------------------------------------------------------------- layouts
+# Layout handling doesn't depend on the dtype, and every layout combination is a separate Numba
+# compilation, so these run in the default dtype only.
+F32 = pytest.mark.parametrize("dtype", [np.dtype(np.float32)], ids=["f32"])
+
+
+@F32
+def test_mixed_layouts(kernels, ref, dtype, rng):
+    """Y C-ordered while Yhat is F-ordered (Y = y.T for a user's F-ordered y), and other mixes."""
+    h, n, d = 6, 11, 23
+    F, C = "F", "C"
+
+    def check(name, inputs, out_layout=F):
+        """Kernel `name` on inputs and a NaN output of out_layout, against the reference."""
+        out, out_ref = nans((h, d), dtype, out_layout), nans((h, d), dtype, out_layout)
+        with unchanged(*inputs):
+            getattr(kernels, name)(*inputs, out)
+        getattr(ref, name)(*inputs, out_ref)
+        assert_close(out, out_ref, dtype)
+
+    for loss in LOSS_KERNELS:
+        Yhat, Y = loss_inputs(rng, loss, (h, d), dtype, F, C)
+        with unchanged(Yhat, Y):
+            J = getattr(kernels, f"{loss}_forward")(Yhat, Y)
+        assert_close(J, getattr(ref, f"{loss}_forward")(Yhat, Y), dtype)
+        check(f"{loss}_backward", (Yhat, Y))
+    Yhat, Y = probabilities(rng, (h, d), dtype, F), make(rng, (h, d), dtype, C, low=0, high=1)
+    check("output_backward", (Yhat, Y), out_layout=C)
+    Z = make(rng, (h, d), dtype, F, low=-6, high=6)
+    for loss in ("bce_logits", "cross_entropy_logits"):
+        J = getattr(kernels, f"{loss}_forward")(Z, Y)
+        assert_close(J, getattr(ref, f"{loss}_forward")(Z, Y), dtype)
+    check("sigmoid_forward", (make(rng, (h, d), dtype, C, low=-4, high=4),))
+    check("softmax_forward", (make(rng, (h, d), dtype, C, low=-4, high=4),))
+    A = activation_output(ref, "softmax", make(rng, (h, d), dtype, F))
+    check("softmax_backward", (make(rng, (h, d), dtype, C), A))
+    A = activation_output(ref, "relu", with_zeros(Z.copy()))
+    check("relu_backward", (make(rng, (h, d), dtype, C), A))
+
+    # The layer kernels: C-ordered inputs (X.T of an F-ordered X), F-ordered weights and workspace.
+    W, A_prev = make(rng, (h, n), dtype, F), make(rng, (n, d), dtype, C)
+    b = make(rng, (h, 1), dtype, F)
+    check("dense_forward", (W, A_prev, b))
+    dZ = make(rng, (h, d), dtype, C)
+    got = [nans((h, n), dtype, C), nans((h, 1), dtype, F), nans((n, d), dtype, F)]
+    want = [nans((h, n), dtype, C), nans((h, 1), dtype, F), nans((n, d), dtype, F)]
+    with unchanged(dZ, A_prev, W):
+        kernels.dense_backward(dZ, A_prev, W, *got)
+    ref.dense_backward(dZ, A_prev, W, *want)
+    for g, w in zip(got, want):
+        assert_close(g, w, dtype)
+
+
+@F32
+def test_strided_views(kernels, ref, dtype, rng):
+    """Arrays with one unit stride but a larger leading dimension (a slice of a workspace)."""
+    h, n, d = 5, 7, 9
+
+    def view(shape, order, fill=False):
+        """A slice of a bigger array (random, or NaN if fill): one unit stride, not contiguous."""
+        big_shape = (shape[0] + 3, shape[1] + 2)
+        big = nans(big_shape, dtype, order) if fill else make(rng, big_shape, dtype, order)
+        v = big[1 : shape[0] + 1, 1 : shape[1] + 1]
+        assert not (v.flags.c_contiguous or v.flags.f_contiguous)
+        return v
+
+    W, A_prev, b = view((h, n), "F"), view((n, d), "C"), view((h, 1), "C")
+    Z, Z_ref = view((h, d), "F", fill=True), nans((h, d), dtype)
+    with unchanged(W, A_prev, b):
+        kernels.dense_forward(W, A_prev, b, Z)
+    ref.dense_forward(W, A_prev, b, Z_ref)
+    assert_close(Z, Z_ref, dtype)
+
+    A, A_ref = view((h, d), "F", fill=True), nans((h, d), dtype)
+    with unchanged(Z):
+        kernels.sigmoid_forward(Z, A)
+    ref.sigmoid_forward(Z, A_ref)
+    assert_close(A, A_ref, dtype)
+
+    got = [view((h, n), "C", fill=True), view((h, 1), "C", fill=True), view((n, d), "F", fill=True)]
+    want = [nans((h, n), dtype), nans((h, 1), dtype), nans((n, d), dtype)]
+    with unchanged(A, A_prev, W):
+        kernels.dense_backward(A, A_prev, W, *got)
+    ref.dense_backward(A, A_prev, W, *want)
+    for g, w in zip(got, want):
+        assert_close(g, w, dtype)
+
+
+# ---------------------------------------------------------------- numerical stability
+def test_sigmoid_saturates_exactly(kernels, ref, dtype):
+    Z = np.array([[800, -800, 0], [88, -88, 20], [-20, 1e-3, -1e-3]], dtype=dtype, order="F")
+    A = nans(Z.shape, dtype)
+    with np.errstate(**NO_FP_ERRORS):
+        kernels.sigmoid_forward(Z, A)
+    assert A[0, 0] == 1 and A[0, 1] == 0 and A[0, 2] == 0.5
+    assert np.all((A >= 0) & (A <= 1))
+    A_ref = nans(Z.shape, dtype)
+    ref.sigmoid_forward(Z, A_ref)
+    assert_close(A, A_ref, dtype)
+
+
+def test_softmax_of_logits_far_apart(kernels, dtype):
+    # Columns are examples: a winner 1000 above, a winner 1000 below the rest, a tie at 1000.
+    Z = np.array([[0, 1000, 1000], [1000, 0, 1000], [-1000, -1000, -1000]], dtype=dtype, order="F")
+    A = nans(Z.shape, dtype)
+    with np.errstate(**NO_FP_ERRORS):
+        kernels.softmax_forward(Z, A)
+    np.testing.assert_array_equal(A, np.array([[0, 1, 0.5], [1, 0, 0.5], [0, 0, 0]], dtype=dtype))
+
+
+def test_bce_logits_saturated(kernels, dtype):
+    Z = np.array([[800, -800, 800, -800], [-800, 800, 5, -5]], dtype=dtype, order="F")
+    Y = np.array([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=dtype, order="F")
+    with np.errstate(**NO_FP_ERRORS):
+        J = kernels.bce_logits_forward(Z, Y)
+    # At |z| = 800 the loss is exactly max(z, 0) - y z; both ±5 cost log1p(exp(-5)).
+    expected = (0 + 800 + 800 + 0 + 800 + 0 + 2 * math.log1p(math.exp(-5))) / 4
+    assert math.isfinite(J)
+    assert_close(J, expected, dtype)
+
+
+def test_cross_entropy_logits_saturated(kernels, dtype):
+    Z = np.array([[800, -800, 800], [-800, 800, 800], [0, 0, -800]], dtype=dtype, order="F")
+    Y = np.array([[0, 0, 1], [1, 1, 0], [0, 0, 0]], dtype=dtype, order="F")
+    with np.errstate(**NO_FP_ERRORS):
+        J = kernels.cross_entropy_logits_forward(Z, Y)
+    # Column 0: lse = 800, y picks -800: 1600. Column 1: y picks the max: 0. Column 2: a tie: log 2.
+    assert math.isfinite(J)
+    assert_close(J, (1600 + 0 + math.log(2)) / 3, dtype)
+
+
+def test_probability_losses_at_exact_0_and_1(kernels, ref, dtype):
+    Yhat = np.array([[0, 1, 0, 1], [0.5, 1, 0, 0.25]], dtype=dtype, order="F")
+    Y = np.array([[0, 1, 1, 0], [1, 0, 1, 0]], dtype=dtype, order="F")
+    eps = np.finfo(dtype).eps
+    for loss in LOSS_KERNELS:
+        with np.errstate(**NO_FP_ERRORS):
+            J = getattr(kernels, f"{loss}_forward")(Yhat, Y)
+            dYhat = nans(Yhat.shape, dtype)
+            getattr(kernels, f"{loss}_backward")(Yhat, Y, dYhat)
+        assert math.isfinite(J), loss
+        assert np.all(np.isfinite(dYhat)), loss
+        assert_close(J, getattr(ref, f"{loss}_forward")(Yhat, Y), dtype)
+        dYhat_ref = nans(Yhat.shape, dtype)
+        getattr(ref, f"{loss}_backward")(Yhat, Y, dYhat_ref)
+        assert_close(dYhat, dYhat_ref, dtype)
+    # A confidently wrong bce prediction costs -log(eps), not infinity.
+    J = kernels.bce_forward(Yhat[:1, 2:3], Y[:1, 2:3])
+    assert_close(J, -math.log(eps), dtype, rtol=1e-4)
