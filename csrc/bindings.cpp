@@ -13,6 +13,7 @@
 
 #include "blas.hpp"
 #include "kernels.hpp"
+#include "model.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -259,12 +260,173 @@ void bind(py::module_& m) {
        "v"_a.noconvert(), "t"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
 }
 
+
+// ---------------------------------------------------------------- the fused model
+// Raised when an argument is not one the fused path takes as it is; network.py then runs its
+// full validation, which either raises the user-facing error or takes the general path.
+[[noreturn]] void reject(const std::string& msg) { throw std::domain_error(msg); }
+
+template <class T>
+struct PyModel {
+    py::array params, grads;  // the network's flat buffers, kept alive while the model lives
+    Model<T> model;
+    OptState<T> opt;
+    py::list opt_arrays;      // keeps the optimizer's state arrays alive
+
+    PyModel(Arr<T> p, Arr<T> g, std::vector<idx> sizes, std::vector<Act> acts)
+        : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
+};
+
+template <class T>
+CMat<T> batch_view(const py::array& a, idx rows, const char* name) {
+    if (!py::isinstance<Arr<T>>(a) || !py::dtype::of<T>().is(a.dtype()) || a.ndim() != 2 || a.shape(0) != rows)
+        reject(std::string(name) + " is not a matching 2-D array");
+    auto v = view<T>(a, name, false);
+    return v;
+}
+
+template <class T>
+Target<T> target_view(const py::array& Y, idx m, idx d, Loss loss) {
+    Target<T> t;
+    if (Y.ndim() == 1 && loss == Loss::cross_entropy && m > 1 && py::dtype::of<int64_t>().is(Y.dtype())) {
+        if (Y.shape(0) != d || Y.strides(0) % 8) reject("Y indices do not match");
+        t.index = static_cast<const int64_t*>(Y.data());
+        t.index_stride = Y.strides(0) / 8;
+        return t;
+    }
+    if (Y.ndim() != 2 || !py::dtype::of<T>().is(Y.dtype()) || Y.shape(0) != m || Y.shape(1) != d)
+        reject("Y does not match");
+    t.dense = view<T>(Y, "Y", false);
+    return t;
+}
+
+// The values checks that _validate.py makes: finite inputs, targets in range.
+template <class T>
+bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m) {
+    if (!all_finite(X)) return false;
+    if (Y.is_index()) {
+        for (idx j = 0; j < X.cols; ++j) {
+            int64_t c = Y.index[j * Y.index_stride];
+            if (c < 0 || c >= m) return false;
+        }
+        return true;
+    }
+    if (!all_finite(Y.dense)) return false;
+    if (loss == Loss::mse) return true;
+    int ok = 1;
+    for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= T(1); });
+    return ok;
+}
+
+template <class T>
+void bind_model(py::module_& m, const char* name) {
+    using PM = PyModel<T>;
+    py::class_<PM>(m, name, "A network's fused forward/backward/update over its flat parameter buffer")
+        .def(py::init([](Arr<T> p, Arr<T> g, std::vector<idx> sizes, std::vector<std::string> acts) {
+            if (sizes.size() < 2 || acts.size() + 1 != sizes.size()) fail("sizes and acts do not agree");
+            idx total = 0;
+            for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+                if (sizes[l] < 1 || sizes[l + 1] < 1) fail("sizes must be positive");
+                total += sizes[l + 1] * sizes[l] + sizes[l + 1];
+            }
+            flat(p, "params", total, true);
+            flat(g, "grads", total, true);
+            std::vector<Act> a;
+            for (auto& s : acts) a.push_back(parse_act(s));
+            return std::make_unique<PM>(p, g, std::move(sizes), std::move(a));
+        }), "params"_a.noconvert(), "grads"_a.noconvert(), "sizes"_a, "acts"_a)
+        .def("forward", [](PM& self, const py::array& X_, Arr<T>& out_) {
+            auto X = batch_view<T>(X_, self.model.n_in(), "X");
+            auto Yhat = out<T>(out_, "out");
+            expect_shape(Yhat, self.model.n_out(), X.cols, "out");
+            expect_disjoint<T>(Yhat, "out", {{X, "X"}});
+            py::gil_scoped_release release;
+            if (!all_finite(X)) reject("X is not finite");
+            if (X.cols) self.model.forward(X, Yhat);
+        }, "Yhat = the network's output for X, into out", "X"_a, "out"_a.noconvert())
+        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads) {
+            auto X = batch_view<T>(X_, self.model.n_in(), "X");
+            if (X.cols == 0) reject("empty batch");
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            py::gil_scoped_release release;
+            if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+            return self.model.loss(X, Y, Loss(loss), grads);
+        }, "J for (X, Y); fills the gradient buffer when grads", "X"_a, "Y"_a, "loss"_a, "grads"_a)
+        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss) {
+            auto X = batch_view<T>(X_, self.model.n_in(), "X");
+            if (X.cols == 0) reject("empty batch");
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            bool applied;
+            double J;
+            {
+                py::gil_scoped_release release;
+                if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied);
+            }
+            return py::make_tuple(J, applied);
+        }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a)
+        .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v) {
+            OptState<T> o;
+            o.kind = OptState<T>::sgd;
+            o.lr = lr; o.momentum = momentum; o.nesterov = nesterov;
+            o.v = momentum != 0 ? flat(v, "v", self.model.n_params(), true) : nullptr;
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(v);
+        }, "use SGD with these settings and state", "lr"_a, "momentum"_a, "nesterov"_a, "v"_a.noconvert())
+        .def("set_adam", [](PM& self, double lr, double b1, double b2, double eps, double wd, Arr<T>& m_, Arr<T>& v,
+                            py::array_t<int64_t, 0>& t) {
+            OptState<T> o;
+            o.kind = OptState<T>::adam;
+            o.lr = lr; o.beta1 = b1; o.beta2 = b2; o.eps = eps; o.weight_decay = wd;
+            o.m = flat(m_, "m", self.model.n_params(), true);
+            o.v = flat(v, "v", self.model.n_params(), true);
+            if (t.ndim() != 1 || t.shape(0) != 1 || !t.writeable()) fail("t must be a writable 1-element int64 array");
+            o.t = t.mutable_data();
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(m_); self.opt_arrays.append(v); self.opt_arrays.append(t);
+        }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
+           "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert())
+        .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
+                               idx first, idx count, idx bs, int loss, bool count_correct) {
+            auto X = batch_view<T>(X_, self.model.n_in(), "X");
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
+            const int64_t* ord = nullptr;
+            if (order) {
+                if (order->ndim() != 1 || order->shape(0) != X.cols || order->strides(0) != 8) fail("order must be a contiguous permutation of the examples");
+                ord = order->data();
+                for (idx k = 0; k < X.cols; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
+            }
+            if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            EpochStats st;
+            {
+                py::gil_scoped_release release;
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct);
+            }
+            return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss);
+        }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, diverged, bad_loss)",
+           "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a);
+}
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pynn's compiled kernels (C++ and BLAS); use the pynn package, not this module.";
     bind<float>(m);
     bind<double>(m);
+    // std::domain_error from reject() surfaces as _core.InvalidInput, a ValueError
+    static py::exception<std::domain_error> exc(m, "InvalidInput", PyExc_ValueError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::domain_error& e) {
+            PyErr_SetString(exc.ptr(), e.what());
+        }
+    });
+    bind_model<float>(m, "Model32");
+    bind_model<double>(m, "Model64");
     m.def("set_num_threads", [](int n) {
         if (n < 1) fail("n must be >= 1");
         blas_set_num_threads(n);

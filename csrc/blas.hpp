@@ -19,6 +19,42 @@ inline void gemm_rm(bool ta, bool tb, idx M, idx N, idx K, double alpha, const d
                       beta, C, (blasint)ldc);
 }
 
+inline void gemv_rm(bool ta, idx M, idx N, float alpha, const float* A, idx lda, const float* x, idx incx,
+                    float beta, float* y, idx incy) {
+    scipy_cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, alpha, A,
+                      (blasint)lda, x, (blasint)incx, beta, y, (blasint)incy);
+}
+inline void gemv_rm(bool ta, idx M, idx N, double alpha, const double* A, idx lda, const double* x, idx incx,
+                    double beta, double* y, idx incy) {
+    scipy_cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, alpha, A,
+                      (blasint)lda, x, (blasint)incx, beta, y, (blasint)incy);
+}
+
+// Below this many multiply-adds a plain loop beats a BLAS call's fixed cost (measured with
+// bench/bench.py's tiny-network cases: a 2-2-1 step makes six products of 2-4 multiply-adds).
+constexpr idx SMALL_GEMM = 2048;
+
+// C = A B + beta C by plain loops, any strides.
+template <class T>
+void gemm_small(CMat<T> A, CMat<T> B, Mat<T> C, T beta) {
+    for (idx j = 0; j < C.cols; ++j)
+        for (idx i = 0; i < C.rows; ++i) {
+            T s = 0;
+            for (idx k = 0; k < A.cols; ++k) s += A(i, k) * B(k, j);
+            C(i, j) = beta == T(0) ? s : beta * C(i, j) + s;
+        }
+}
+
+// y = A x + beta y as GEMV: A (M, K) any orientation, x (K, 1) and y (M, 1) as strided vectors.
+template <class T>
+void gemv(CMat<T> A, const T* x, idx incx, T* y, idx incy, T beta) {
+    bool ta = !row_major(A);
+    idx lda = ta ? row_ld(A.t()) : row_ld(A);
+    // row-major GEMV sees the stored matrix: (M, K) untransposed, or (K, M) with Trans
+    if (ta) gemv_rm(true, A.cols, A.rows, T(1), A.p, lda, x, incx, beta, y, incy);
+    else gemv_rm(false, A.rows, A.cols, T(1), A.p, lda, x, incx, beta, y, incy);
+}
+
 // C (M, N) = A (M, K) @ B (K, N) + beta C, for views of any orientation: the transpose
 // flags and leading dimensions come from the strides, so nothing is ever copied.
 // Every view must be row_major() or col_major() (the bindings check this).
@@ -29,6 +65,11 @@ void gemm(CMat<T> A, CMat<T> B, Mat<T> C, T beta = T(0)) {
         for_each_ij(C, [&](idx i, idx j) { C(i, j) = beta == T(0) ? T(0) : beta * C(i, j); });
         return;
     }
+    if (C.rows * C.cols * A.cols <= SMALL_GEMM) return gemm_small(A, B, C, beta);
+    if (C.cols == 1 && C.rows > 1)  // one example: a matrix-vector product
+        return gemv(A, B.p, B.rs, C.p, C.rs, beta);
+    if (C.rows == 1 && C.cols > 1)  // one output row: Cᵀ = Bᵀ Aᵀ
+        return gemv(B.t(), A.p, A.cs, C.p, C.cs, beta);
     if (!row_major(C)) {  // C is column-major: compute Cᵀ = Bᵀ Aᵀ into its row-major transpose
         CMat<T> At = A.t(), Bt = B.t();
         A = Bt;

@@ -19,9 +19,20 @@ import numpy as np
 from . import _validate as V
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, check_loss
+from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
 from .optimizers import Optimizer
-from .training import History, Progress, as_callbacks, correct_count
+from .training import Callback, History, Progress, as_callbacks, correct_count
+
+_LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
+
+
+def _loss_ok(loss: str, output_stem: str) -> bool:
+    try:
+        check_loss(loss, output_stem)
+    except ValueError:
+        return False
+    return True
+
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 _INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform",
@@ -240,6 +251,16 @@ class Network:
         self._widths = [l.n_out for l in layers]
         self._stems = [l._stem for l in layers]
         self._tls = threading.local()  # per-thread workspaces: concurrent predicts don't share buffers
+        self._make_model()
+
+    def _make_model(self) -> None:
+        """The compiled backend also gets a fused model over the same parameter buffer: whole
+        steps and epochs in one call (see csrc/model.hpp)."""
+        self._model, self._opt_key = None, None
+        if self.backend == "cpp":
+            cls = self._k.Model32 if self.dtype == np.float32 else self._k.Model64
+            self._model = cls(self._params, self._grads, self.sizes, self._stems)
+            self._InvalidInput = self._k.InvalidInput
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -294,6 +315,7 @@ class Network:
         """Switch to another backend in place (weights and workspaces are backend-neutral)."""
         self.backend = resolve(backend)
         self._k = get_backend(self.backend)
+        self._make_model()
         return self
 
     def _forward(self, X: np.ndarray, out: np.ndarray, ws: _Workspace) -> np.ndarray:
@@ -312,6 +334,15 @@ class Network:
         ``out``, if given, is a writable ``(m, n_examples)`` array of the network's dtype that
         receives the result (so repeated calls allocate nothing).
         """
+        model = self._model
+        if model is not None and out is None and type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype:
+            # fast path: the core checks shape, layout and finiteness itself
+            out = np.empty((self._widths[-1], X.shape[1]), self.dtype, order="F")
+            try:
+                model.forward(X, out)
+                return out
+            except self._InvalidInput:
+                out = None  # something unusual: full validation below says what, or copes
         X = self._check_X(X)
         shape = (self._widths[-1], X.shape[1])
         if out is None:
@@ -321,6 +352,9 @@ class Network:
             raise ValueError(f"out must be a writable {self.dtype.name} array of shape {shape} with one unit "
                              f"stride, got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if X.shape[1] == 0:
+            return out
+        if self._model is not None:
+            self._model.forward(X, out)
             return out
         return self._forward(X, out, self._workspace(X.shape[1]))
 
@@ -397,6 +431,8 @@ class Network:
 
     def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
         """Forward, loss and backward on validated inputs; gradients land in self._grads."""
+        if self._model is not None:
+            return self._model.loss(X, Y, _LOSS_CODE[loss], True)
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -441,18 +477,57 @@ class Network:
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
         """
+        model = self._model
+        if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype == self.dtype \
+                and loss in self._fused_losses and isinstance(optimizer, Optimizer):
+            # fast path: the core checks shapes and values itself and leaves everything
+            # untouched when they are not ones it takes as they are
+            self._bind_optimizer(optimizer)
+            try:
+                J, applied = model.train_step(X, Y, _LOSS_CODE[loss])
+            except self._InvalidInput:
+                pass  # full validation below says what is wrong, or takes the general path
+            else:
+                if not applied:
+                    self._diverged(J)
+                return J
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
         return self._step(X, Y, loss, optimizer)
 
+    @property
+    def _fused_losses(self) -> frozenset:
+        fl = self.__dict__.get("_fused_losses_cache")
+        if fl is None:
+            fl = self.__dict__["_fused_losses_cache"] = frozenset(
+                l for l in _LOSS_CODE if _loss_ok(l, self._stems[-1]))
+        return fl
+
+    def _bind_optimizer(self, optimizer: Optimizer) -> None:
+        st = optimizer.state(self)
+        key = (st["serial"], optimizer._version)
+        if key != self._opt_key:
+            optimizer._bind(self, self._model)
+            self._opt_key = key
+
+    @staticmethod
+    def _diverged(J: float) -> None:
+        what = "loss" if not math.isfinite(J) else "gradient"
+        raise FloatingPointError(f"the {what} is not finite (J = {J}); the weights were left unchanged "
+                                 "(try a smaller learning rate)")
+
     def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
+        if self._model is not None:
+            self._bind_optimizer(optimizer)
+            J, applied = self._model.train_step(X, Y, _LOSS_CODE[loss])
+            if not applied:
+                self._diverged(J)
+            return J
         J = self._loss_and_grads(X, Y, loss)
         g = self._grads
         if not (math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max())):
-            what = "loss" if not math.isfinite(J) else "gradient"
-            raise FloatingPointError(f"the {what} is not finite (J = {J}); the weights were left unchanged "
-                                     "(try a smaller learning rate)")
+            self._diverged(J)
         optimizer.step(self)
         return J
 
@@ -509,8 +584,9 @@ class Network:
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if shuffle else None
-        Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if shuffle else None
+        gather = shuffle and self._model is None  # the fused path gathers into its own workspace
+        Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
+        Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         for cb in cbs:
             cb.on_train_begin(self, {})
         for epoch in range(epochs):
@@ -518,28 +594,9 @@ class Network:
                 cb.on_epoch_begin(self, epoch, {})
             t0 = time.perf_counter()
             order = rng.permutation(n) if shuffle else None
-            total, seen, right, judged = 0.0, 0, 0, 0
-            for bi in range(n_batches):
-                s, e = bi * bs, min(n, (bi + 1) * bs)
-                if shuffle:
-                    idx = order[s:e]
-                    xb, yb = Xb[:, : e - s], Yb[..., : e - s]
-                    np.take(X, idx, axis=1, out=xb, mode="clip")  # mode="clip": no buffering copy
-                    np.take(Y, idx, axis=Y.ndim - 1, out=yb, mode="clip")
-                else:
-                    xb, yb = X[:, s:e], Y[..., s:e]
-                J = self._step(xb, yb, loss, optimizer)
-                total += J * (e - s)
-                seen += e - s
-                if classify:
-                    r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
-                    right, judged = right + r, judged + j
-                progress.batch(epoch, bi, J)
-                if cbs:
-                    for cb in cbs:
-                        cb.on_batch_end(self, bi, {"loss": J, "size": e - s})
-                    if self.stop_training:
-                        break
+            run = self._fused_epoch if self._model is not None else self._python_epoch
+            total, seen, right, judged = run(X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress,
+                                             epoch, (Xb, Yb))
             logs = {"loss": total / seen}
             if classify:
                 logs["accuracy"] = right / max(judged, 1)
@@ -557,6 +614,54 @@ class Network:
             cb.on_train_end(self, {})
         self.history = history
         return history
+
+    def _python_epoch(self, X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress, epoch, bufs):
+        """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
+        n, (Xb, Yb) = X.shape[1], bufs
+        total, seen, right, judged = 0.0, 0, 0, 0
+        for bi in range(n_batches):
+            s, e = bi * bs, min(n, (bi + 1) * bs)
+            if order is not None:  # gather the shuffled batch into the reused buffers
+                idx = order[s:e]
+                xb, yb = Xb[:, : e - s], Yb[..., : e - s]
+                np.take(X, idx, axis=1, out=xb, mode="clip")  # mode="clip": no buffering copy
+                np.take(Y, idx, axis=Y.ndim - 1, out=yb, mode="clip")
+            else:
+                xb, yb = X[:, s:e], Y[..., s:e]
+            J = self._step(xb, yb, loss, optimizer)
+            total += J * (e - s)
+            seen += e - s
+            if classify:
+                r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                right, judged = right + r, judged + j
+            progress.batch(epoch, bi, J)
+            if cbs:
+                for cb in cbs:
+                    cb.on_batch_end(self, bi, {"loss": J, "size": e - s})
+                if self.stop_training:
+                    break
+        return total, seen, right, judged
+
+    def _fused_epoch(self, X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress, epoch, bufs):
+        """One epoch in the compiled core: batches are gathered, stepped and counted there with
+        the GIL released; Python returns only between chunks, for progress and callbacks."""
+        batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
+        chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
+        total, seen, right, judged, first = 0.0, 0, 0, 0, 0
+        while first < n_batches:
+            count = min(chunk, n_batches - first)
+            self._bind_optimizer(optimizer)  # a callback may have changed its settings
+            ls, sn, r, j, done, diverged, bad = self._model.run_batches(
+                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify)
+            total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
+            if diverged:
+                self._diverged(bad)
+            progress.batch(epoch, first - 1, ls / max(sn, 1))
+            for cb in batch_cbs:
+                cb.on_batch_end(self, first - 1, {"loss": ls / max(sn, 1), "size": sn})
+            if self.stop_training:
+                break
+        return total, seen, right, judged
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:

@@ -3,6 +3,7 @@ over the network's flat parameter buffer."""
 
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import numpy as np
@@ -10,19 +11,34 @@ import numpy as np
 from ._validate import check_float
 
 
+_serial = itertools.count()
+
+
 class Optimizer:
     """Base class. State (momentum, moments, step count) is kept per network, so one optimizer
-    may train several networks without mixing their state."""
+    may train several networks without mixing their state. Hyper-parameters may be changed
+    between steps (``opt.lr = ...``), e.g. for a learning-rate schedule."""
 
     def __init__(self) -> None:
+        object.__setattr__(self, "_version", 0)
         self._state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __setattr__(self, name: str, value) -> None:
+        # the compiled core caches the settings; a new version tells it to reload them
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_version", self._version + 1)
 
     def state(self, net) -> dict:
         """This optimizer's state for ``net`` (created on first use)."""
         st = self._state.get(net)
         if st is None or st["size"] != net._params.size or st["dtype"] != net.dtype:
-            st = self._state[net] = {"size": net._params.size, "dtype": net.dtype, **self._new_state(net)}
+            st = self._state[net] = {"size": net._params.size, "dtype": net.dtype, "serial": next(_serial),
+                                     **self._new_state(net)}
         return st
+
+    def _bind(self, net, model) -> None:  # pragma: no cover - abstract
+        """Hand the settings and state arrays to the compiled model ``model`` of ``net``."""
+        raise NotImplementedError
 
     def _new_state(self, net) -> dict:
         return {}
@@ -80,6 +96,9 @@ class SGD(Optimizer):
         st = self.state(net)
         net._k.sgd_update(net._params, net._grads, st["v"], self.lr, self.momentum, self.nesterov)
 
+    def _bind(self, net, model) -> None:
+        model.set_sgd(self.lr, self.momentum, self.nesterov, self.state(net)["v"])
+
     def get_config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -115,13 +134,18 @@ class Adam(Optimizer):
         self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
 
     def _new_state(self, net) -> dict:
-        return {"m": np.zeros_like(net._params), "v": np.zeros_like(net._params), "t": 0}
+        # t is a 1-element array so the compiled core can count steps in place
+        return {"m": np.zeros_like(net._params), "v": np.zeros_like(net._params), "t": np.zeros(1, np.int64)}
 
     def step(self, net) -> None:
         st = self.state(net)
-        st["t"] += 1
-        net._k.adam_update(net._params, net._grads, st["m"], st["v"], st["t"], self.lr, self.beta1, self.beta2,
-                           self.eps, self.weight_decay)
+        st["t"][0] += 1
+        net._k.adam_update(net._params, net._grads, st["m"], st["v"], int(st["t"][0]), self.lr, self.beta1,
+                           self.beta2, self.eps, self.weight_decay)
+
+    def _bind(self, net, model) -> None:
+        st = self.state(net)
+        model.set_adam(self.lr, self.beta1, self.beta2, self.eps, self.weight_decay, st["m"], st["v"], st["t"])
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,

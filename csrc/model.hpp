@@ -1,0 +1,114 @@
+// The fused path: a whole network's forward, loss, backward and optimizer update — and whole
+// epochs of them — in one call with the GIL released, on workspaces allocated once and reused.
+// It calls the same kernels as the per-kernel path (layer_forward, layer_backward, ...), so it
+// computes exactly what the Python loop over kernels computes; what it removes is the Python
+// between them, per-step allocation and, for tiny layers, the BLAS call overhead.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kernels.hpp"
+
+namespace pynn {
+
+// Optimizer settings and state pointers (the state arrays belong to the Python optimizer).
+template <class T>
+struct OptState {
+    enum Kind { none, sgd, adam } kind = none;
+    double lr = 0, momentum = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    bool nesterov = false;
+    T* v = nullptr;        // SGD velocity or Adam second moment
+    T* m = nullptr;        // Adam first moment
+    int64_t* t = nullptr;  // Adam step count (1-element array, incremented in place)
+};
+
+// Targets: dense (m, d) values, or class indices (d,) for cross-entropy.
+template <class T>
+struct Target {
+    CMat<T> dense{nullptr, 0, 0, 0, 0};
+    const int64_t* index = nullptr;
+    idx index_stride = 1;
+    bool is_index() const { return index != nullptr; }
+};
+
+// Buffers for batches of up to `cap` examples, all F-ordered (h, d) with ld = h.
+template <class T>
+struct Workspace {
+    idx cap = 0;
+    std::vector<T> buf;
+    std::vector<T*> A;  // A[l]: (h_l, cap)
+    T* Z_out = nullptr; // output logits (m, cap)
+    T* dA[2] = {nullptr, nullptr};
+    T* Xb = nullptr;    // gathered input batch (n_in, cap)
+    T* Yb = nullptr;    // gathered or one-hot targets (m, cap)
+    std::vector<int64_t> Ib;  // gathered class indices
+};
+
+struct EpochStats {
+    double loss_sum = 0;  // Σ over batches of J * batch size
+    int64_t seen = 0, right = 0, judged = 0, batches = 0;
+    bool diverged = false;  // a step's loss or gradient was not finite: it was not applied
+    double bad_loss = 0;
+};
+
+template <class T>
+class Model {
+   public:
+    Model(T* params, T* grads, std::vector<idx> sizes, std::vector<Act> acts);
+
+    // Yhat (m, d) = the network's output for X (n_in, d). Thread-safe.
+    void forward(CMat<T> X, Mat<T> out);
+    // J for (X, Y); with grads=true also fills the gradient buffer.
+    double loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads);
+    // One step: loss and grads, then the update unless J or a gradient is not finite (then
+    // nothing changes and the returned J tells). Returns J before the update.
+    double train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied);
+    // Batches [first, first + count) of an epoch over X (n_in, N): batch k holds the examples
+    // order[k*bs ...] (or k*bs... in order when order is null), gathered into the workspace.
+    EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
+                           Loss loss, const OptState<T>& opt, bool count_correct);
+
+    idx n_in() const { return sizes_.front(); }
+    idx n_out() const { return sizes_.back(); }
+    idx n_params() const { return n_params_; }
+
+   private:
+    std::vector<idx> sizes_;
+    std::vector<Act> acts_;
+    idx n_params_ = 0;
+    T* params_;
+    T* grads_;
+    std::vector<Mat<T>> W_, b_, dW_, db_;
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<Workspace<T>>> pool_;
+
+    std::unique_ptr<Workspace<T>> acquire(idx d);
+    void release(std::unique_ptr<Workspace<T>> ws);
+    Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
+    void forward_train(Workspace<T>& ws, CMat<T> X, idx d);
+    double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d);
+    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d);
+    CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
+    double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied);
+    void update(const OptState<T>& opt);
+};
+
+// True if every element is finite (x - x is NaN exactly for NaN and ±inf); an integer AND
+// reduction, so it vectorises.
+template <class T>
+inline bool all_finite(const T* p, idx n) {
+    int ok = 1;
+    for (idx k = 0; k < n; ++k) ok &= (p[k] - p[k]) == T(0);
+    return ok;
+}
+template <class T>
+inline bool all_finite(CMat<T> a) {
+    if (idx n = flat_size(a)) return all_finite(a.p, n);
+    int ok = 1;
+    for_each_ij(a, [&](idx i, idx j) { ok &= (a(i, j) - a(i, j)) == T(0); });
+    return ok;
+}
+
+}  // namespace pynn
