@@ -119,25 +119,30 @@ void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<
 }
 
 // dZ = dA ⊙ act'(A) with db = dZ·1 accumulated in the same pass when columns are contiguous.
+// The running sums are in T, one per feature, walked alongside each column: this is what the
+// reference's sum over the examples of an F-ordered array does, and it vectorises.
 template <class T, Act K>
 static void grad_rowsum(CMat<T> dA, CMat<T> A, Mat<T> dZ, Mat<T> db) {
-    if (!(dA.rs == 1 && A.rs == 1 && dZ.rs == 1) || dZ.rows > 256) {
+    constexpr idx B = 512;
+    if (!(dA.rs == 1 && A.rs == 1 && dZ.rs == 1 && db.rs == 1) || dZ.rows > B) {
         map2<T>(dA, A, dZ, [](T da, T a) { return Fn<T, K>::grad(da, a); });
         row_sums<T>(dZ, db);
         return;
     }
-    double acc[256] = {0};
+    T acc[B];
+    idx h = dZ.rows;
+    std::fill(acc, acc + h, T(0));
     for (idx j = 0; j < dZ.cols; ++j) {
         const T* dac = dA.p + j * dA.cs;
         const T* ac = A.p + j * A.cs;
         T* dzc = dZ.p + j * dZ.cs;
-        for (idx i = 0; i < dZ.rows; ++i) {
+        for (idx i = 0; i < h; ++i) {
             T g = Fn<T, K>::grad(dac[i], ac[i]);
             dzc[i] = g;
             acc[i] += g;
         }
     }
-    for (idx i = 0; i < dZ.rows; ++i) db(i, 0) = T(acc[i]);
+    std::copy(acc, acc + h, db.p);
 }
 
 template <class T>

@@ -26,6 +26,17 @@ from .training import Callback, History, Progress, as_callbacks, correct_count
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
 
 
+def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
+    """out[..., j] = A[..., idx[j]]: columns (examples) of A into a buffer, without copying A.
+    np.take along axis 1 of an F-ordered array would first copy all of it into C order, so
+    F-ordered data (``X.T`` of row-major data) is gathered as rows of its C-ordered transpose;
+    mode="clip" avoids take's buffering copy (the indices are valid)."""
+    if A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
+        np.take(A.T, idx, axis=0, out=out.T, mode="clip")
+    else:
+        np.take(A, idx, axis=A.ndim - 1, out=out, mode="clip")
+
+
 def _loss_ok(loss: str, output_stem: str) -> bool:
     try:
         check_loss(loss, output_stem)
@@ -624,8 +635,8 @@ class Network:
             if order is not None:  # gather the shuffled batch into the reused buffers
                 idx = order[s:e]
                 xb, yb = Xb[:, : e - s], Yb[..., : e - s]
-                np.take(X, idx, axis=1, out=xb, mode="clip")  # mode="clip": no buffering copy
-                np.take(Y, idx, axis=Y.ndim - 1, out=yb, mode="clip")
+                _gather(X, idx, xb)
+                _gather(Y, idx, yb)
             else:
                 xb, yb = X[:, s:e], Y[..., s:e]
             J = self._step(xb, yb, loss, optimizer)

@@ -20,9 +20,25 @@ Compilation is lazy (on the first call per dtype/layout) and cached on disk (``c
 
 from __future__ import annotations
 
-import numba
-import numpy as np
-from numba import prange
+import os
+
+# Numba's OpenMP workers spin after each parallel region, and every matrix product here runs
+# on NumPy's OpenBLAS, whose workers spin too: on 2 cores the two pools starved each other
+# (25x slower). A passive wait policy for Numba's own pool only: set while Numba starts its
+# threads (libgomp reads it then), then removed again, and never over a user's own setting.
+_set_policy = "OMP_WAIT_POLICY" not in os.environ
+if _set_policy:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+try:
+    import numba
+
+    numba.get_num_threads()  # starts the threading layer now, with the policy above
+finally:
+    if _set_policy:
+        del os.environ["OMP_WAIT_POLICY"]
+
+import numpy as np  # noqa: E402
+from numba import prange  # noqa: E402
 
 from pynn.backends import ACTIVATION_KERNELS
 from pynn.backends.reference import LEAKY_SLOPE
@@ -464,3 +480,9 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 _FORWARD = {a: globals()[f"{a}_forward"] for a in ACTIVATION_KERNELS}
 _BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}
+
+
+# an earlier pynn.set_num_threads(n) applies to Numba's pool too
+from pynn._threads import on_numba_import  # noqa: E402
+
+on_numba_import()
