@@ -1,7 +1,10 @@
 // Activations, forward and backward, and the fused whole-layer kernels.
 // Each activation is a pair of one-element functions; the loops are shared and specialised
 // per activation at compile time, so the elementwise passes vectorise where the math allows.
+#include <type_traits>
+
 #include "blas.hpp"
+#include "fastmath.hpp"
 #include "kernels.hpp"
 
 namespace pynn {
@@ -11,14 +14,18 @@ template <class T, Act A>
 struct Fn;
 template <class T>
 struct Fn<T, Act::sigmoid> {
-    static T value(T z) { return sigmoid(z); }
+    static T value(T z) { return sigmoid(z); }  // double only: float goes to fastmath.cpp
     static T grad(T da, T a) { return da * (a * (T(1) - a)); }
 };
 template <class T>
 struct Fn<T, Act::tanh> {
-    static T value(T z) { return std::tanh(z); }
+    static T value(T z) { return std::tanh(z); }  // double only: float goes to fastmath.cpp
     static T grad(T da, T a) { return da * (T(1) - a * a); }
 };
+
+// float sigmoid and tanh always go to the vectorised, CPU-dispatched loops of fastmath.cpp.
+template <class T, Act K>
+constexpr bool vectorised = std::is_same_v<T, float> && (K == Act::sigmoid || K == Act::tanh);
 template <class T>
 struct Fn<T, Act::relu> {
     static T value(T z) { return z > T(0) ? z : T(0); }
@@ -60,6 +67,21 @@ static void softmax_column(const T* z, idx zs, T* a, idx as, idx m) {
     for (idx i = 0; i < m; ++i) a[i * as] = a[i * as] / sum;
 }
 
+template <class T, Act K>
+static void act_forward_k(CMat<T> Z, Mat<T> A) {
+    if constexpr (vectorised<T, K>) {
+        auto f = K == Act::sigmoid ? fast::sigmoid_n : fast::tanh_n;
+        if (idx n = flat_size(Z, CMat<T>(A))) return f(Z.p, 1, A.p, 1, n);
+        if (A.rs == 1 || A.rows == 1) {  // one run per column
+            for (idx j = 0; j < A.cols; ++j) f(Z.p + j * Z.cs, Z.rs, A.p + j * A.cs, A.rs, A.rows);
+        } else {  // one run per row
+            for (idx i = 0; i < A.rows; ++i) f(Z.p + i * Z.rs, Z.cs, A.p + i * A.rs, A.cs, A.cols);
+        }
+    } else {
+        map1<T>(Z, A, [](T z) { return Fn<T, K>::value(z); });
+    }
+}
+
 template <class T>
 void act_forward(Act act, CMat<T> Z, Mat<T> A) {
     if (act == Act::softmax) {
@@ -67,7 +89,7 @@ void act_forward(Act act, CMat<T> Z, Mat<T> A) {
             if (Z.rows > 0) softmax_column(Z.p + j * Z.cs, Z.rs, A.p + j * A.cs, A.rs, Z.rows);
         return;
     }
-    PYNN_DISPATCH_ELEMENTWISE(act, map1<T>(Z, A, [](T z) { return Fn<T, K>::value(z); }))
+    PYNN_DISPATCH_ELEMENTWISE(act, (act_forward_k<T, K>(Z, A)))
 }
 
 template <class T>
@@ -89,6 +111,11 @@ static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
     const T* bp = b.p;
     idx bs = b.rs;
     if (Z.rs == 1 && A.rs == 1) {  // columns contiguous: the common, F-ordered case
+        if constexpr (vectorised<T, K>) {
+            for (idx j = 0; j < Z.cols; ++j)
+                (K == Act::sigmoid ? fast::bias_sigmoid_n : fast::bias_tanh_n)(Z.p + j * Z.cs, bp, bs, A.p + j * A.cs, Z.rows);
+            return;
+        }
         for (idx j = 0; j < Z.cols; ++j) {
             T* zc = Z.p + j * Z.cs;
             T* ac = A.p + j * A.cs;
@@ -100,11 +127,16 @@ static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
         }
         return;
     }
-    for_each_ij(Z, [&](idx i, idx j) {
-        T z = Z(i, j) + bp[i * bs];
-        Z(i, j) = z;
-        A(i, j) = Fn<T, K>::value(z);
-    });
+    if constexpr (vectorised<T, K>) {
+        for_each_ij(Z, [&](idx i, idx j) { Z(i, j) += bp[i * bs]; });
+        act_forward_k<T, K>(Z, A);
+    } else {
+        for_each_ij(Z, [&](idx i, idx j) {
+            T z = Z(i, j) + bp[i * bs];
+            Z(i, j) = z;
+            A(i, j) = Fn<T, K>::value(z);
+        });
+    }
 }
 
 template <class T>
