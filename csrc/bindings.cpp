@@ -277,24 +277,30 @@ struct PyModel {
         : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
 };
 
+// The array's NumPy type number, read from the object itself (no new references).
+int type_num(const py::array& a) {
+    return py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr)->type_num;
+}
+template <class T>
+constexpr int npy_type = py::detail::npy_format_descriptor<T>::value;
+
 template <class T>
 CMat<T> batch_view(const py::array& a, idx rows, const char* name) {
-    if (!py::isinstance<Arr<T>>(a) || !py::dtype::of<T>().is(a.dtype()) || a.ndim() != 2 || a.shape(0) != rows)
+    if (type_num(a) != npy_type<T> || a.ndim() != 2 || a.shape(0) != rows)
         reject(std::string(name) + " is not a matching 2-D array");
-    auto v = view<T>(a, name, false);
-    return v;
+    return view<T>(a, name, false);
 }
 
 template <class T>
 Target<T> target_view(const py::array& Y, idx m, idx d, Loss loss) {
     Target<T> t;
-    if (Y.ndim() == 1 && loss == Loss::cross_entropy && m > 1 && py::dtype::of<int64_t>().is(Y.dtype())) {
+    if (Y.ndim() == 1 && loss == Loss::cross_entropy && m > 1 && type_num(Y) == npy_type<int64_t>) {
         if (Y.shape(0) != d || Y.strides(0) % 8) reject("Y indices do not match");
         t.index = static_cast<const int64_t*>(Y.data());
         t.index_stride = Y.strides(0) / 8;
         return t;
     }
-    if (Y.ndim() != 2 || !py::dtype::of<T>().is(Y.dtype()) || Y.shape(0) != m || Y.shape(1) != d)
+    if (Y.ndim() != 2 || type_num(Y) != npy_type<T> || Y.shape(0) != m || Y.shape(1) != d)
         reject("Y does not match");
     t.dense = view<T>(Y, "Y", false);
     return t;
@@ -335,15 +341,16 @@ void bind_model(py::module_& m, const char* name) {
             for (auto& s : acts) a.push_back(parse_act(s));
             return std::make_unique<PM>(p, g, std::move(sizes), std::move(a));
         }), "params"_a.noconvert(), "grads"_a.noconvert(), "sizes"_a, "acts"_a)
-        .def("forward", [](PM& self, const py::array& X_, Arr<T>& out_) {
+        .def("forward", [](PM& self, const py::array& X_, const py::array& out_) {
+            if (type_num(out_) != npy_type<T>) fail("out must have the model's dtype");
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
-            auto Yhat = out<T>(out_, "out");
+            auto Yhat = view<T>(out_, "out", true);
             expect_shape(Yhat, self.model.n_out(), X.cols, "out");
             expect_disjoint<T>(Yhat, "out", {{X, "X"}});
             py::gil_scoped_release release;
             if (!all_finite(X)) reject("X is not finite");
             if (X.cols) self.model.forward(X, Yhat);
-        }, "Yhat = the network's output for X, into out", "X"_a, "out"_a.noconvert())
+        }, "Yhat = the network's output for X, into out", "X"_a, "out"_a)
         .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
