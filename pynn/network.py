@@ -265,13 +265,20 @@ class Network:
         self._make_model()
 
     def _make_model(self) -> None:
-        """The compiled backend also gets a fused model over the same parameter buffer: whole
-        steps and epochs in one call (see csrc/model.hpp)."""
+        """The compiled backend (and the numba backend, for small networks) also gets a fused
+        model over the same parameter buffer: whole steps and epochs in one call (see
+        csrc/model.hpp and backends/numba_fused.py)."""
         self._model, self._opt_key = None, None
         if self.backend == "cpp":
             cls = self._k.Model32 if self.dtype == np.float32 else self._k.Model64
             self._model = cls(self._params, self._grads, self.sizes, self._stems)
             self._InvalidInput = self._k.InvalidInput
+        elif self.backend == "numba":
+            from .backends import numba_fused
+
+            if self._params.size <= numba_fused.MAX_PARAMS:  # small: one jitted call per step
+                self._model = numba_fused.Model(self._params, self._grads, self.sizes, self._stems)
+                self._InvalidInput = numba_fused.InvalidInput
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod

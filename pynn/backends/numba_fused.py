@@ -1,0 +1,494 @@
+"""The Numba backend's fused path, for small networks: a whole training step — and whole runs of
+batches — in one jitted call, as the compiled core's ``Model`` does (same methods, so
+``Network`` drives both alike).
+
+For small layers the per-kernel path spends its time entering Numba and NumPy (a dozen calls a
+step), not computing; here the products are plain loops in one compiled function. The loops
+run serially: at these sizes starting threads costs more than it saves, and it keeps this path
+clear of the thread-pool contention that NumPy's BLAS and Numba's pool have on 2 cores. Large
+networks keep the per-kernel path, whose products run on NumPy's BLAS.
+
+Activations live features-major, ``(h, d)`` C-ordered, so the inner loops run over examples:
+independent lanes, no floating-point reduction to reorder. Formulas are the reference's.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from pynn.backends.numba_kernels import _jit  # imports Numba with the pool's wait policy set
+from pynn.backends.reference import LEAKY_SLOPE
+
+SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
+ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "linear": LINEAR,
+             "softmax": SOFTMAX}
+MSE, BCE, CROSS_ENTROPY = range(3)  # the order of pynn.losses.LOSSES
+SGD, ADAM = 1, 2
+
+# Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
+MAX_PARAMS = 20_000
+
+
+class InvalidInput(ValueError):
+    """An argument the fused path does not take as it is; Network validates it fully instead."""
+
+
+# ---------------------------------------------------------------- one element
+@_jit
+def _value(act, z, one, zero, slope):
+    if act == SIGMOID:
+        e = np.exp(-abs(z))
+        return one / (one + e) if z >= zero else e / (one + e)
+    if act == TANH:
+        return np.tanh(z)
+    if act == RELU:
+        return z if z > zero else zero
+    if act == LEAKY_RELU:
+        return z if z > zero else slope * z
+    return z
+
+
+@_jit
+def _grad(act, da, a, one, zero, slope):
+    """dz = da ⊙ act'(z), from a = act(z)."""
+    if act == SIGMOID:
+        return da * (a * (one - a))
+    if act == TANH:
+        return da * (one - a * a)
+    if act == RELU:
+        return da if a > zero else zero
+    if act == LEAKY_RELU:
+        return da if a > zero else slope * da
+    return da
+
+
+# ---------------------------------------------------------------- views into the flat buffers
+@_jit
+def _W(buf, offs, sizes, l):
+    h, n = sizes[l + 1], sizes[l]
+    return buf[offs[l]:offs[l] + h * n].reshape((h, n))
+
+
+@_jit
+def _b(buf, offs, sizes, l):
+    h, n = sizes[l + 1], sizes[l]
+    return buf[offs[l] + h * n:offs[l] + h * n + h]
+
+
+@_jit
+def _act_view(ws, sizes, l, d):
+    """A(l): (h_l, d) C-ordered at the start of the workspace, layer after layer."""
+    o = 0
+    for k in range(l):
+        o += sizes[k + 1] * d
+    return ws[o:o + sizes[l + 1] * d].reshape((sizes[l + 1], d))
+
+
+# ---------------------------------------------------------------- the products
+@_jit
+def _affine(W, b, P, A, d):
+    """A = W P + b, a row of outputs at a time; the inner loop runs over the examples."""
+    h, n = W.shape
+    for i in range(h):
+        for j in range(d):
+            A[i, j] = b[i]
+        for k in range(n):
+            w = W[i, k]
+            for j in range(d):
+                A[i, j] += w * P[k, j]
+
+
+@_jit
+def _weight_grads(dZ, P, dW, db, d):
+    """db = dZ·1, dW = dZ Pᵀ."""
+    h, n = dW.shape
+    zero = dZ.dtype.type(0)
+    for i in range(h):
+        s = zero
+        for j in range(d):
+            s += dZ[i, j]
+        db[i] = s
+        for k in range(n):
+            s = zero
+            for j in range(d):
+                s += dZ[i, j] * P[k, j]
+            dW[i, k] = s
+
+
+@_jit
+def _input_grad(W, dZ, dP, d):
+    """dP = Wᵀ dZ, accumulated a row of W at a time; the inner loop runs over the examples."""
+    h, n = W.shape
+    dP[:, :] = 0
+    for i in range(h):
+        for k in range(n):
+            w = W[i, k]
+            for j in range(d):
+                dP[k, j] += w * dZ[i, j]
+
+
+# ---------------------------------------------------------------- forward
+@_jit
+def _forward(params, offs, sizes, acts, X, ws, Zout, d):
+    """Every layer's A into the workspace; the output logits also into Zout."""
+    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
+    L = acts.shape[0]
+    for l in range(L):
+        W, b, A = _W(params, offs, sizes, l), _b(params, offs, sizes, l), _act_view(ws, sizes, l, d)
+        h, n = W.shape
+        if l == 0:
+            _affine(W, b, X, A, d)
+        else:
+            _affine(W, b, _act_view(ws, sizes, l - 1, d), A, d)
+        if l == L - 1:
+            Zout[:, :d] = A
+        act = acts[l]
+        if act == SOFTMAX:
+            for j in range(d):
+                zmax = A[0, j]
+                for i in range(1, h):
+                    zmax = max(zmax, A[i, j])
+                s = zero
+                for i in range(h):
+                    e = np.exp(A[i, j] - zmax)
+                    A[i, j] = e
+                    s += e
+                for i in range(h):
+                    A[i, j] = A[i, j] / s
+        elif act != LINEAR:
+            for i in range(h):
+                for j in range(d):
+                    A[i, j] = _value(act, A[i, j], one, zero, slope)
+
+
+# ---------------------------------------------------------------- loss
+@_jit
+def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
+    """J = (1/d) Σ_i L_i; bce and cross-entropy from the logits for the canonical pairs."""
+    out = acts[acts.shape[0] - 1]
+    Yhat = _act_view(ws, sizes, acts.shape[0] - 1, d)
+    m = Yhat.shape[0]
+    # each term in the arrays' dtype, as the other backends compute it; the sum in float64
+    one, zero, half = Yhat.dtype.type(1), Yhat.dtype.type(0), Yhat.dtype.type(0.5)
+    s = 0.0
+    if out == SIGMOID and loss == BCE:
+        for i in range(m):
+            for j in range(d):
+                z, y = Zout[i, j], Y[i, j]
+                s += max(z, zero) - y * z + np.log1p(np.exp(-abs(z)))
+    elif out == SOFTMAX and loss == CROSS_ENTROPY:
+        for j in range(d):
+            zmax = Zout[0, j]
+            for i in range(1, m):
+                zmax = max(zmax, Zout[i, j])
+            se = zero
+            for i in range(m):
+                se += np.exp(Zout[i, j] - zmax)
+            lse = zmax + np.log(se)
+            for i in range(m):
+                s += Y[i, j] * (lse - Zout[i, j])
+    elif loss == MSE:
+        for i in range(m):
+            for j in range(d):
+                r = Yhat[i, j] - Y[i, j]
+                s += half * (r * r)
+    elif loss == BCE:
+        e = Yhat.dtype.type(eps)
+        for i in range(m):
+            for j in range(d):
+                p = min(max(Yhat[i, j], e), one - e)
+                s -= Y[i, j] * np.log(p) + (one - Y[i, j]) * np.log(one - p)
+    else:
+        e = Yhat.dtype.type(eps)
+        for i in range(m):
+            for j in range(d):
+                s -= Y[i, j] * np.log(min(max(Yhat[i, j], e), one))
+    return s / d
+
+
+# ---------------------------------------------------------------- backward
+@_jit
+def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps):
+    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer."""
+    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
+    e, dd = params.dtype.type(eps), params.dtype.type(d)
+    L = acts.shape[0]
+    out = acts[L - 1]
+    for l in range(L - 1, -1, -1):
+        W, dW, db = _W(params, offs, sizes, l), _W(grads, offs, sizes, l), _b(grads, offs, sizes, l)
+        h, n = W.shape
+        A = _act_view(ws, sizes, l, d)
+        dZ = (dbuf0 if l % 2 == 0 else dbuf1)[:h * d].reshape((h, d))
+        act = acts[l]
+        if l == L - 1 and ((out == LINEAR and loss == MSE) or (out == SIGMOID and loss == BCE)
+                           or (out == SOFTMAX and loss == CROSS_ENTROPY)):
+            for i in range(h):  # the canonical pairs: dZ = (Yhat - Y) / d
+                for j in range(d):
+                    dZ[i, j] = (A[i, j] - Y[i, j]) / dd
+        else:
+            if l == L - 1:  # dJ/dYhat, then through the output activation below
+                for i in range(h):
+                    for j in range(d):
+                        yh, y = A[i, j], Y[i, j]
+                        if loss == MSE:
+                            dZ[i, j] = (yh - y) / dd
+                        elif loss == BCE:
+                            p = min(max(yh, e), one - e)
+                            dZ[i, j] = (p - y) / (p * (one - p)) / dd
+                        else:
+                            dZ[i, j] = -y / min(max(yh, e), one) / dd
+            if act == SOFTMAX:
+                for j in range(d):
+                    s = zero
+                    for i in range(h):
+                        s += dZ[i, j] * A[i, j]
+                    for i in range(h):
+                        dZ[i, j] = A[i, j] * (dZ[i, j] - s)
+            elif act != LINEAR:
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] = _grad(act, dZ[i, j], A[i, j], one, zero, slope)
+        if l == 0:  # db = dZ·1, dW = dZ A_prevᵀ
+            _weight_grads(dZ, X, dW, db, d)
+        else:
+            _weight_grads(dZ, _act_view(ws, sizes, l - 1, d), dW, db, d)
+            _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
+
+
+# ---------------------------------------------------------------- update and step
+@_jit
+def _all_finite(a):
+    """Every element of a 1-D or 2-D array (any layout) is finite."""
+    if a.ndim == 1:
+        for k in range(a.shape[0]):
+            if not np.isfinite(a[k]):
+                return False
+        return True
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not np.isfinite(a[i, j]):
+                return False
+    return True
+
+
+@_jit
+def _update(params, grads, kind, hyper, v, m, t):
+    lr, mom, nesterov, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
+    T = params.dtype.type
+    if kind == SGD:
+        lr_, mu = T(lr), T(mom)
+        if mom == 0:
+            for k in range(params.shape[0]):
+                params[k] -= lr_ * grads[k]
+        else:
+            for k in range(params.shape[0]):
+                vk = mu * v[k] + grads[k]
+                v[k] = vk
+                params[k] -= lr_ * (grads[k] + mu * vk if nesterov else vk)
+    else:
+        t[0] += 1
+        decay, B1, B2, C1, C2 = T(1 - lr * wd), T(b1), T(b2), T(1 - b1), T(1 - b2)
+        step = T(lr / (1 - b1 ** t[0]))
+        root = T(np.sqrt(1 - b2 ** t[0]))
+        e = T(eps)
+        for k in range(params.shape[0]):
+            g = grads[k]
+            mk = B1 * m[k] + C1 * g
+            vk = B2 * v[k] + C2 * g * g
+            m[k] = mk
+            v[k] = vk
+            params[k] = params[k] * decay - step * mk / (np.sqrt(vk) / root + e)
+
+
+@_jit
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, t):
+    _forward(params, offs, sizes, acts, X, ws, Zout, d)
+    J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
+    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
+    applied = np.isfinite(J) and _all_finite(grads)
+    if applied:
+        _update(params, grads, kind, hyper, v, m, t)
+    return J, applied
+
+
+@_jit
+def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, count_correct):
+    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
+    N = X.shape[1]
+    n_in, mo = Xb.shape[0], Yb.shape[0]
+    one, zero = params.dtype.type(1), params.dtype.type(0)
+    loss_sum, seen, right, judged, done = 0.0, 0, 0, 0, 0
+    diverged, bad = False, 0.0
+    for kb in range(first, first + count):
+        s = kb * bs
+        nb = min(N, s + bs) - s
+        if nb <= 0:
+            break
+        for j in range(nb):
+            c = order[s + j] if use_order else s + j
+            for i in range(n_in):
+                Xb[i, j] = X[i, c]
+            if use_index:
+                for i in range(mo):
+                    Yb[i, j] = zero
+                Yb[index[c], j] = one
+            else:
+                for i in range(mo):
+                    Yb[i, j] = Y[i, c]
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, kind,
+                           hyper, v, m, t)
+        if not applied:
+            diverged, bad = True, J
+            break
+        loss_sum += J * nb
+        seen += nb
+        done += 1
+        if count_correct:
+            A = _act_view(ws, sizes, acts.shape[0] - 1, nb)
+            if loss == CROSS_ENTROPY and mo > 1:
+                for j in range(nb):
+                    best, truth = 0, 0
+                    for i in range(1, mo):
+                        if A[i, j] > A[best, j]:
+                            best = i
+                        if Yb[i, j] > Yb[truth, j]:
+                            truth = i
+                    right += best == truth
+                judged += nb
+            else:
+                for i in range(mo):
+                    for j in range(nb):
+                        right += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
+                judged += mo * nb
+    return loss_sum, seen, right, judged, done, diverged, bad
+
+
+@_jit
+def _values_ok(X, Y, index, use_index, loss, m):
+    if not _all_finite(X):
+        return False
+    if use_index:
+        for c in index:
+            if c < 0 or c >= m:
+                return False
+        return True
+    if not _all_finite(Y):
+        return False
+    if loss != MSE:
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                if Y[i, j] < 0 or Y[i, j] > 1:
+                    return False
+    return True
+
+
+# ---------------------------------------------------------------- the Model
+class Model:
+    """The fused path of one network, over its flat parameter and gradient buffers."""
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, sizes, acts) -> None:
+        self.params, self.grads = params, grads
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.acts = np.array([ACT_CODES[a] for a in acts], dtype=np.int64)
+        offs, o = [], 0
+        for n, h in zip(sizes[:-1], sizes[1:]):
+            offs.append(o)
+            o += h * n + h
+        self.offs = np.asarray(offs, dtype=np.int64)
+        self.dtype = params.dtype
+        self.eps = float(np.finfo(self.dtype).eps)
+        self.n_in, self.n_out, self.hmax = int(sizes[0]), int(sizes[-1]), int(max(sizes[1:]))
+        self._tls = threading.local()
+        self._no_index = np.zeros(1, np.int64)
+        self._opt = None
+
+    def _ws(self, d: int):
+        cache = getattr(self._tls, "ws", None)
+        if cache is None or cache[0] < d:
+            cap = max(d, 1)
+            total = int(sum(self.sizes[1:])) * cap
+            cache = self._tls.ws = (cap, np.empty(total, self.dtype), np.empty((self.n_out, cap), self.dtype),
+                                    np.empty(self.hmax * cap, self.dtype), np.empty(self.hmax * cap, self.dtype),
+                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype))
+        return cache
+
+    def _batch(self, X):
+        if type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2 or X.shape[0] != self.n_in:
+            raise InvalidInput("X is not a matching 2-D array")
+        return X
+
+    def _targets(self, Y, loss: int, d: int):
+        """(dense Y, index, use_index) as the jitted functions take them."""
+        if type(Y) is not np.ndarray:
+            raise InvalidInput("Y is not an array")
+        if Y.ndim == 1 and loss == CROSS_ENTROPY and self.n_out > 1 and Y.dtype == np.int64 and Y.shape[0] == d:
+            return None, Y, True
+        if Y.ndim != 2 or Y.dtype != self.dtype or Y.shape != (self.n_out, d):
+            raise InvalidInput("Y does not match")
+        return Y, self._no_index, False
+
+    def _dense(self, Y, index, use_index, d, ws):
+        if not use_index:
+            return Y
+        Yb = ws[6][:, :d]
+        Yb[...] = 0
+        Yb[index, np.arange(d)] = 1
+        return Yb
+
+    def forward(self, X, out) -> None:
+        X = self._batch(X)
+        d = X.shape[1]
+        if not _all_finite(X):
+            raise InvalidInput("X is not finite")
+        if d == 0:
+            return
+        ws = self._ws(d)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
+
+    def loss(self, X, Y, loss: int, grads: bool) -> float:
+        X = self._batch(X)
+        d = X.shape[1]
+        Y, index, use_index = self._targets(Y, loss, d)
+        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
+            raise InvalidInput("values out of range")
+        ws = self._ws(d)
+        Yd = self._dense(Y, index, use_index, d, ws)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
+        if grads:
+            _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
+                      self.eps)
+        return J
+
+    def set_sgd(self, lr, momentum, nesterov, v) -> None:
+        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0], np.float64)
+        self._opt = (SGD, hyper, v if momentum else self.params[:0], self.params[:0], np.zeros(1, np.int64))
+
+    def set_adam(self, lr, beta1, beta2, eps, weight_decay, m, v, t) -> None:
+        self._opt = (ADAM, np.array([lr, 0, 0, beta1, beta2, eps, weight_decay], np.float64), v, m, t)
+
+    def train_step(self, X, Y, loss: int):
+        X = self._batch(X)
+        d = X.shape[1]
+        Y, index, use_index = self._targets(Y, loss, d)
+        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
+            raise InvalidInput("values out of range")
+        ws = self._ws(d)
+        Yd = self._dense(Y, index, use_index, d, ws)
+        return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
+                     ws[4], d, self.eps, *self._opt)
+
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct):
+        X = self._batch(X)
+        N = X.shape[1]
+        Yd, index, use_index = self._targets(Y, loss, N)
+        ws = self._ws(bs)
+        use_order = order is not None
+        return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
+                            Yd if Yd is not None else ws[6], index, use_index,
+                            order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
+                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct)
