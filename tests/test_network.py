@@ -175,3 +175,36 @@ def test_weights_read_before_joining_are_kept():
     layer.W[:] = 0.25
     net = pynn.Network([layer, pynn.Dense(3, 1, "linear")], seed=0)
     assert (net.layers[0].W == 0.25).all()
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
+def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, rng):
+    # cpp and (small-net) numba run whole steps in a fused model; the per-kernel loop is what
+    # large numba networks use. Both must give the reference's numbers.
+    sizes = [6, 9, 4]
+    fused, per_kernel = (pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend=backend, seed=0)
+                         for _ in range(2))
+    per_kernel._model = None
+    ref = pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend="numpy", seed=0)
+    X, y = make(rng, (6, 40), dtype, "F"), rng.integers(0, 4, 40)
+    for net in (fused, per_kernel):
+        J, g = net.loss_and_grads(X, y, "cross_entropy")
+        J_ref, g_ref = ref.loss_and_grads(X, y, "cross_entropy")
+        assert J == pytest.approx(J_ref, rel=NET_TOL[dtype])
+        assert_grads_close(g, g_ref, dtype)
+    kw = dict(loss="cross_entropy", epochs=2, batch_size=8, seed=1)
+    h_ref = ref.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+    for net in (fused, per_kernel):
+        h = net.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+        np.testing.assert_allclose(h.loss, h_ref.loss, rtol=10 * NET_TOL[dtype])
+        np.testing.assert_allclose(net._params, ref._params, rtol=10 * NET_TOL[dtype], atol=10 * NET_TOL[dtype])
+
+
+def test_large_numba_network_takes_the_per_kernel_path():
+    pytest.importorskip("numba")
+    from pynn.backends import numba_fused
+
+    small = pynn.Network.from_sizes([10, 20, 3], backend="numba", seed=0)
+    large = pynn.Network.from_sizes([200, 200, 3], backend="numba", seed=0)
+    assert small.n_params <= numba_fused.MAX_PARAMS < large.n_params
+    assert isinstance(small._model, numba_fused.Model) and large._model is None
