@@ -221,8 +221,8 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             for (idx j = 0; j < nb; ++j) {
                 idx c = idx(order[s + j]);
                 T* dst = ws->Xb + j * n;
-                if (X.rs == 1) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
-                else for (idx i = 0; i < n; ++i) dst[i] = X(i, c);
+                if (X.rs == 1 && n >= 64) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
+                else for (idx i = 0; i < n; ++i) dst[i] = X(i, c);  // short columns: no libc call
                 if (Y.is_index()) {
                     ws->Ib[j] = Y.index[c * Y.index_stride];
                 } else {
