@@ -30,9 +30,14 @@ inline void gemv_rm(bool ta, idx M, idx N, double alpha, const double* A, idx ld
                       (blasint)lda, x, (blasint)incx, beta, y, (blasint)incy);
 }
 
-// Below this many multiply-adds a plain loop beats a BLAS call's fixed cost (measured with
-// bench/bench.py's tiny-network cases: a 2-2-1 step makes six products of 2-4 multiply-adds).
-constexpr idx SMALL_GEMM = 2048;
+// Below this many multiply-adds a plain loop beats a BLAS call's fixed cost. Measured here
+// (dense_forward, float32, net of the Python call): 4 MACs 20 ns loop vs 100 ns BLAS, 512:
+// 290 vs 250, 2048: 1100 vs 380. A 2-2-1 step makes six products of 2-4 multiply-adds.
+// -DPYNN_SMALL_GEMM=... rebuilds with another threshold to measure again.
+#ifndef PYNN_SMALL_GEMM
+#define PYNN_SMALL_GEMM 512
+#endif
+constexpr idx SMALL_GEMM = PYNN_SMALL_GEMM;
 
 // C = A B + beta C by plain loops, any strides.
 template <class T>
