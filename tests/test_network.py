@@ -208,3 +208,23 @@ def test_large_numba_network_takes_the_per_kernel_path():
     large = pynn.Network.from_sizes([200, 200, 3], backend="numba", seed=0)
     assert small.n_params <= numba_fused.MAX_PARAMS < large.n_params
     assert isinstance(small._model, numba_fused.Model) and large._model is None
+
+
+def test_concurrent_predictions_equal_serial_ones(backend, rng):
+    # README: predictions may run from several threads on one network (per-thread or pooled
+    # workspaces; the compiled kernels release the GIL). Batch sizes differ per thread so the
+    # threads would trample each other's buffers if they were shared.
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = pynn.Network.from_sizes([16, 32, 32, 4], backend=backend, seed=0)
+    batches = [make(rng, (16, d), np.float32, "F") for d in (1, 3, 17, 64, 128, 5, 33, 200)]
+    serial = [net.predict(X) for X in batches]
+
+    def work(i):
+        return [net.predict(batches[(i + k) % len(batches)]) for k in range(40)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for i, outs in enumerate(results):
+        for k, got in enumerate(outs):
+            np.testing.assert_array_equal(got, serial[(i + k) % len(batches)])
