@@ -28,13 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers next to this file
+from _common import NumpyMLP, limit_threads, machine_info as _machine_info, markdown_table, stats as _stats  # noqa: E402
+from _common import time_each, time_loop  # noqa: E402
 
 try:  # run from a source checkout without installing: python bench/bench_train.py
     import pynn
@@ -50,45 +52,24 @@ TORCH_HINT = 'pip install torch==2.13.0   (or: pip install ".[bench]")'
 
 
 # ------------------------------------------------------------------------------------- timing
-def _stats(rates: list[float]) -> dict:
-    q = statistics.quantiles(rates, n=4, method="inclusive") if len(rates) > 1 else [rates[0]] * 3
-    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "q1": q[0], "q3": q[2]}
-
-
 def time_steps(step, n_batches: int, batch: int, *, warmup: int, target: float, repeats: int) -> dict:
     """Warm up, calibrate a fixed step count for ~``target`` seconds, then time ``repeats`` runs.
 
     ``step(i)`` runs one training step on pre-sliced batch ``i % n_batches`` and returns the loss.
     """
-    for i in range(warmup):
-        step(i % n_batches)
-    k, t0 = 0, time.perf_counter()
-    while k < 3 or time.perf_counter() - t0 < 0.15:  # calibration (also a second warm-up)
-        step(k % n_batches)
-        k += 1
-    per_step = (time.perf_counter() - t0) / k
-    steps = max(4, round(target / per_step))
-    rates, loss = [], float("nan")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(steps):
-            loss = step(i % n_batches)
-        rates.append(steps * batch / (time.perf_counter() - t0))
+    r = time_loop(lambda i: step(i % n_batches), warmup=warmup, target=target, repeats=repeats, min_calls=4)
+    steps = r["calls_per_repeat"]
+    rates = [batch / s for s in r["seconds"]]
     return {"rates": rates, "steps_per_repeat": steps, "samples_per_repeat": steps * batch,
-            "last_loss": float(loss), **_stats(rates)}
+            "last_loss": float(r["last"]), **_stats(rates)}
 
 
 def time_calls(call, samples: int, *, repeats: int, budget: float = float("inf")) -> dict:
     """Time ``repeats`` calls of ``call(r)`` that each train on ``samples`` examples; stop early
     (after at least 3) once ``budget`` seconds are spent, so a slow contender can't stall the run."""
-    rates, loss, start = [], float("nan"), time.perf_counter()
-    for r in range(repeats):
-        if r >= 3 and time.perf_counter() - start > budget:
-            break
-        t0 = time.perf_counter()
-        loss = call(r)
-        rates.append(samples / (time.perf_counter() - t0))
-    return {"rates": rates, "samples_per_repeat": samples, "last_loss": float(loss), **_stats(rates)}
+    r = time_each(call, repeats=repeats, budget=budget)
+    rates = [samples / s for s in r["seconds"]]
+    return {"rates": rates, "samples_per_repeat": samples, "last_loss": float(r["last"]), **_stats(rates)}
 
 
 # ------------------------------------------------------------------------------------- contenders
@@ -121,46 +102,6 @@ def bench_pynn_fit(backend: str, data: np.ndarray, labels: np.ndarray, a) -> dic
         return h.history["loss"][-1]
 
     return time_calls(call, X.shape[1], repeats=a.fit_repeats, budget=a.budget)
-
-
-class NumpyMLP:
-    """The same network and update as a plain NumPy loop on row-major batches (x: (B, 784))."""
-
-    def __init__(self, sizes, seed: int = 0, dtype=np.float32) -> None:
-        rng = np.random.default_rng(seed)
-        self.W, self.b = [], []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            lim = np.sqrt(6.0 / n_in)  # He-uniform, as pynn draws for relu layers
-            self.W.append(rng.uniform(-lim, lim, (n_out, n_in)).astype(dtype))
-            self.b.append(np.zeros(n_out, dtype))
-
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
-        B, L = x.shape[0], len(self.W)
-        acts = [x]
-        for l in range(L):  # forward: z = a @ W.T + b; relu on hidden layers
-            z = acts[-1] @ self.W[l].T
-            z += self.b[l]
-            if l < L - 1:
-                np.maximum(z, 0, out=z)
-            acts.append(z)
-        logits = acts[-1]
-        logits -= logits.max(axis=1, keepdims=True)  # softmax, in place on the logits
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        p, rows = logits, np.arange(B)
-        loss = -float(np.log(p[rows, y]).mean())
-        g = p  # softmax + cross-entropy: dJ/dz = (p - onehot) / B
-        g[rows, y] -= 1
-        g /= B
-        for l in range(L - 1, -1, -1):  # backward, then SGD on this layer
-            dW = g.T @ acts[l]
-            db = g.sum(axis=0)
-            if l > 0:
-                g = g @ self.W[l]
-                g *= acts[l] > 0
-            self.W[l] -= lr * dW
-            self.b[l] -= lr * db
-        return loss
 
 
 def bench_numpy_loop(data: np.ndarray, labels: np.ndarray, a) -> dict:
@@ -230,27 +171,7 @@ def bench_sklearn(MLPClassifier, data: np.ndarray, labels: np.ndarray, a) -> dic
 
 # ------------------------------------------------------------------------------------- machine
 def machine_info() -> dict:
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__, "pynn": pynn.__version__}
-    try:  # which source was measured: the commit, and whether the tree had local changes
-        import subprocess
-
-        root = Path(pynn.__file__).resolve().parents[1]
-        info["git"] = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                                     capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except Exception:
-        info["git"] = None
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and "cpu" not in info:
-                info["cpu"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and "simd" not in info:
-                flags = set(line.split(":", 1)[1].split())
-                info["simd"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
-    except OSError:
-        pass
-    return info
+    return _machine_info(pynn)
 
 
 def _fmt_rate(x: float) -> str:
@@ -268,13 +189,7 @@ def print_table(rows: list[dict], batch: int) -> str:
     lines = [[r["name"], r["path"], _fmt_rate(r["median"]), f"{_fmt_rate(r['min'])}–{_fmt_rate(r['max'])}",
               f"{1000 * batch / r['median']:.2f}", _ratio(r["median"], ref_np), _ratio(r["median"], ref_torch)]
              for r in rows]
-    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
-    fmt = lambda cells: "| " + " | ".join(  # noqa: E731
-        c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    out = [fmt(head), "|" + "|".join(("-" * (w + 1) + ":" if i >= 2 else "-" * (w + 2))
-                                     for i, w in enumerate(widths)) + "|"]
-    out += [fmt(l) for l in lines]
-    text = "\n".join(out)
+    text = markdown_table(head, lines)
     print(text)
     return text
 
@@ -336,16 +251,7 @@ def main(argv=None) -> int:
     labels = rng.integers(0, N_CLASSES, a.n)
 
     # One thread count for every pool.
-    pynn.set_num_threads(a.threads)
-    limiter, blas_pools = None, []
-    try:
-        import threadpoolctl
-
-        limiter = threadpoolctl.threadpool_limits(a.threads, user_api="blas")  # NumPy's and pynn's OpenBLAS
-        blas_pools = [{k: d.get(k) for k in ("internal_api", "prefix", "version", "num_threads")}
-                      for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"]
-    except ImportError:
-        print("note: threadpoolctl not installed; NumPy's BLAS keeps its default thread count")
+    limiter, blas_pools = limit_threads(a.threads, pynn)  # pynn's pools, and NumPy's BLAS via threadpoolctl
 
     info = machine_info()
     print(f"pynn {pynn.__version__} ({info.get('git') or 'no git'}) | numpy {np.__version__} | {info.get('cpu', '?')} | {info['cpus']} cpus "

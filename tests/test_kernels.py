@@ -441,3 +441,30 @@ def test_probability_losses_at_exact_0_and_1(kernels, ref, dtype):
     # A confidently wrong bce prediction costs -log(eps), not infinity.
     J = kernels.bce_forward(Yhat[:1, 2:3], Y[:1, 2:3])
     assert_close(J, -math.log(eps), dtype, rtol=1e-4)
+
+
+@pytest.mark.parametrize("act", ACTIVATION_KERNELS)
+def test_large_arrays_take_the_parallel_path(kernels, ref, act):
+    """Above numba_kernels.PARALLEL_MIN elements the Numba kernels run their parallel version
+    (below it, a serial twin): both must equal the reference. (512, 640) = 327,680 elements."""
+    from pynn.backends.numba_kernels import PARALLEL_MIN
+
+    rng = np.random.default_rng(7)
+    h, n, d = 512, 64, 640
+    assert h * d >= PARALLEL_MIN
+    W = rng.uniform(-0.2, 0.2, (h, n)).astype(np.float32)
+    A_prev = np.asfortranarray(rng.uniform(-1, 1, (n, d)).astype(np.float32))
+    b = rng.uniform(-1, 1, (h, 1)).astype(np.float32)
+    Z, A, Zr, Ar = (np.full((h, d), np.nan, np.float32, order="F") for _ in range(4))
+    kernels.layer_forward(W, A_prev, b, act, Z, A)
+    ref.layer_forward(W, A_prev, b, act, Zr, Ar)
+    assert_close(A, Ar, np.float32)
+    dA = np.asfortranarray(rng.uniform(-1, 1, (h, d)).astype(np.float32))
+    outs = []
+    for k in (kernels, ref):
+        dZ, dW, db = np.full((h, d), np.nan, np.float32, order="F"), np.empty((h, n), np.float32), np.empty((h, 1), np.float32)
+        dAp = np.full((n, d), np.nan, np.float32, order="F")
+        k.layer_backward(dA, Ar, act, W, A_prev, dZ, dW, db, dAp)
+        outs.append((dZ, dW, db, dAp))
+    for got, want in zip(*outs):
+        assert_close(got, want, np.float32)

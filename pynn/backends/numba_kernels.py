@@ -20,32 +20,44 @@ Compilation is lazy (on the first call per dtype/layout) and cached on disk (``c
 
 from __future__ import annotations
 
-import os
+import types
 
-# Numba's OpenMP workers spin after each parallel region, and every matrix product here runs
-# on NumPy's OpenBLAS, whose workers spin too: on 2 cores the two pools starved each other
-# (25x slower). A passive wait policy for Numba's own pool only: set while Numba starts its
-# threads (libgomp reads it then), then removed again, and never over a user's own setting.
-_set_policy = "OMP_WAIT_POLICY" not in os.environ
-if _set_policy:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-try:
-    import numba
-
-    numba.get_num_threads()  # starts the threading layer now, with the policy above
-finally:
-    if _set_policy:
-        del os.environ["OMP_WAIT_POLICY"]
-
-import numpy as np  # noqa: E402
-from numba import prange  # noqa: E402
+import numba
+import numpy as np
+from numba import prange
 
 from pynn.backends import ACTIVATION_KERNELS
 from pynn.backends.reference import LEAKY_SLOPE
 
 # No fastmath: the backends must agree with the reference to float tolerance.
-_pjit = numba.njit(parallel=True, cache=True, nogil=True)
 _jit = numba.njit(cache=True, nogil=True)
+
+# Numba's worker threads spin after each parallel region, and so do the workers of NumPy's
+# OpenBLAS, which does every product here: on 2 cores, many small parallel passes between
+# products made the two pools starve each other (25x slower), and a passive wait policy would
+# have to be set process-wide (it leaked into PyTorch's OpenMP, halving its speed). So the pool
+# is only started for passes big enough to repay it; smaller ones run a serial twin.
+PARALLEL_MIN = 1 << 18  # elements in the first array argument
+
+
+class _ParallelAboveThreshold:
+    """A kernel compiled twice — parallel, and serial (prange runs as range) — called by size."""
+
+    def __init__(self, fn):
+        self.parallel = numba.njit(parallel=True, cache=True, nogil=True)(fn)
+        # a distinct name keeps the two versions apart in Numba's on-disk cache
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                  fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        self.serial = _jit(twin)
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        big = getattr(args[0], "size", 0) >= PARALLEL_MIN
+        return (self.parallel if big else self.serial)(*args)
+
+
+_pjit = _ParallelAboveThreshold
 
 _FEATURE_BLOCK = 128  # features per parallel task when summing over examples (db)
 
