@@ -244,3 +244,18 @@ class NumpyMLP:
             self.W[l] -= lr * dW
             self.b[l] -= lr * db
         return loss
+
+
+def parse_backends_and_peers(p, a, avail: list[str]) -> None:
+    """Turn --backends (default: all of avail) and --peers comma lists into checked lists."""
+    if a.backends is None:
+        a.backends = avail
+    else:
+        a.backends = [s.strip() for s in a.backends.split(",") if s.strip()]
+        bad = [s for s in a.backends if s not in avail]
+        if bad:
+            p.error(f"--backends: {bad} not available here; available: {avail}")
+    a.peers = [] if a.peers.strip() == "none" else [s.strip() for s in a.peers.split(",") if s.strip()]
+    bad = [s for s in a.peers if s not in ("numpy", "torch", "sklearn")]
+    if bad:
+        p.error(f"--peers: unknown {bad}; choose from numpy,torch,sklearn")

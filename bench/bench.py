@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py next to this file
-from _common import (NumpyMLP, OthersCPU, limit_threads, loadavg, machine_info, markdown_table, stats,  # noqa: E402
-                     time_each, time_loop, wait_quiet)
+from _common import (NumpyMLP, OthersCPU, limit_threads, loadavg, machine_info, markdown_table,  # noqa: E402
+                     parse_backends_and_peers, stats, time_each, time_loop, wait_quiet)
 
 try:  # run from a source checkout without installing: python bench/bench.py
     import pynn
@@ -755,19 +755,9 @@ def parse_args(argv=None):
             p.error(f"--cases: unknown {bad}; choose from {','.join(CASES)}")
     if a.worker is not None:  # the parent checked them; asking pynn would import every backend here
         a.backends = [s for s in a.backends.split(",") if s]
+        a.peers = [] if a.peers.strip() == "none" else [s.strip() for s in a.peers.split(",") if s.strip()]
     else:
-        avail = available_backends(in_subprocess=a.isolate != "none")
-        if a.backends is None:
-            a.backends = avail
-        else:
-            a.backends = [s.strip() for s in a.backends.split(",") if s.strip()]
-            bad = [s for s in a.backends if s not in avail]
-            if bad:
-                p.error(f"--backends: {bad} not available here; available: {avail}")
-    a.peers = [] if a.peers.strip() == "none" else [s.strip() for s in a.peers.split(",") if s.strip()]
-    bad = [s for s in a.peers if s not in ("numpy", "torch", "sklearn")]
-    if bad:
-        p.error(f"--peers: unknown {bad}; choose from numpy,torch,sklearn")
+        parse_backends_and_peers(p, a, available_backends(in_subprocess=a.isolate != "none"))
     return a
 
 

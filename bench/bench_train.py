@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers next to this file
 from _common import NumpyMLP, limit_threads, machine_info as _machine_info, markdown_table, stats as _stats  # noqa: E402
-from _common import time_each, time_loop  # noqa: E402
+from _common import parse_backends_and_peers, time_each, time_loop  # noqa: E402
 
 try:  # run from a source checkout without installing: python bench/bench_train.py
     import pynn
@@ -225,18 +225,7 @@ def parse_args(argv=None):
     if a.n < a.batch:
         p.error(f"--n ({a.n}) must be at least --batch ({a.batch})")
     a.fit_repeats = a.fit_repeats or a.repeats
-    avail = pynn.available_backends()
-    if a.backends is None:
-        a.backends = avail
-    else:
-        a.backends = [s.strip() for s in a.backends.split(",") if s.strip()]
-        bad = [s for s in a.backends if s not in avail]
-        if bad:
-            p.error(f"--backends: {bad} not available here; available: {avail}")
-    a.peers = [] if a.peers.strip() == "none" else [s.strip() for s in a.peers.split(",") if s.strip()]
-    bad = [s for s in a.peers if s not in ("numpy", "torch", "sklearn")]
-    if bad:
-        p.error(f"--peers: unknown {bad}; choose from numpy,torch,sklearn")
+    parse_backends_and_peers(p, a, pynn.available_backends())
     return a
 
 
