@@ -446,11 +446,11 @@ def test_probability_losses_at_exact_0_and_1(kernels, ref, dtype):
 @pytest.mark.parametrize("act", ACTIVATION_KERNELS)
 def test_large_arrays_take_the_parallel_path(kernels, ref, act):
     """Above numba_kernels.PARALLEL_MIN elements the Numba kernels run their parallel version
-    (below it, a serial twin): both must equal the reference. (512, 640) = 327,680 elements."""
+    (below it, a serial twin): both must equal the reference. (2048, 2048) = 4,194,304 elements."""
     from pynn.backends.numba_kernels import PARALLEL_MIN
 
     rng = np.random.default_rng(7)
-    h, n, d = 512, 64, 640
+    h, n, d = 2048, 8, 2048
     assert h * d >= PARALLEL_MIN
     W = rng.uniform(-0.2, 0.2, (h, n)).astype(np.float32)
     A_prev = np.asfortranarray(rng.uniform(-1, 1, (n, d)).astype(np.float32))
