@@ -495,7 +495,7 @@ class Network:
         """
         model = self._model
         if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
-                and loss in self._fused_losses and isinstance(optimizer, Optimizer):
+                and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer):
             # fast path: the core checks shapes and values itself and leaves everything
             # untouched when they are not ones it takes as they are
             self._bind_optimizer(optimizer)

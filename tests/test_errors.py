@@ -564,3 +564,10 @@ def test_core_rejection_writes_nothing(core):
     with pytest.raises(ValueError):
         core.sgd_update(p, np.ones(4, np.float32), z(0), 0.1, 0.0, False)
     assert np.array_equal(p, np.arange(5, dtype=np.float32))
+
+
+def test_unhashable_loss_name_is_named():
+    # the fast path's set lookup must not turn a list into "unhashable type"
+    net = pynn.Network.from_sizes([2, 3, 2], seed=0)
+    with pytest.raises(ValueError, match=r"loss must be one of .*got \['mse'\]"):
+        net.train_step(np.zeros((2, 4), np.float32), np.zeros(4, np.int64), ["mse"], pynn.SGD(0.1))
