@@ -143,9 +143,7 @@ class Dense:
 
     @W.setter
     def W(self, value: Any) -> None:
-        arr = self._check_param(value, "W")
-        self._materialize()
-        self._W[...] = V.cast(arr, self._W.dtype, "W")
+        self._assign("W", value)
 
     @property
     def b(self) -> np.ndarray:
@@ -155,9 +153,14 @@ class Dense:
 
     @b.setter
     def b(self, value: Any) -> None:
-        arr = self._check_param(value, "b")
+        self._assign("b", value)
+
+    def _assign(self, which: str, value: Any) -> None:
+        """Validate, then copy into the parameter buffer: nothing is written unless all of it fits."""
+        arr = self._check_param(value, which)
         self._materialize()
-        self._b[...] = V.cast(arr, self._b.dtype, "b")
+        dst = self._W if which == "W" else self._b
+        dst[...] = V.cast(arr, dst.dtype, which)
 
     def _attach(self, net, W: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> None:
         src = (self._W, self._b) if self._W is not None else self._draw(rng)

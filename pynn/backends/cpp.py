@@ -7,4 +7,3 @@ extension also finds it when it runs from a build tree rather than from site-pac
 import scipy_openblas32  # noqa: F401  (preloads the BLAS library the extension links to)
 
 from pynn._core import *  # noqa: F401,F403
-from pynn._core import blas_config, get_num_threads, set_num_threads  # noqa: F401
