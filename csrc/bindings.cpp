@@ -7,7 +7,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -373,19 +375,23 @@ void bind_model(py::module_& m, const char* name) {
             }
             return py::make_tuple(J, applied);
         }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a)
-        .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v) {
+        .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v, double clip_value,
+                           double clip_norm) {
             OptState<T> o;
             o.kind = OptState<T>::sgd;
+            o.clip_value = clip_value; o.clip_norm = clip_norm;
             o.lr = lr; o.momentum = momentum; o.nesterov = nesterov;
             o.v = momentum != 0 ? flat(v, "v", self.model.n_params(), true) : nullptr;
             self.opt = o;
             self.opt_arrays = py::list();
             self.opt_arrays.append(v);
-        }, "use SGD with these settings and state", "lr"_a, "momentum"_a, "nesterov"_a, "v"_a.noconvert())
+        }, "use SGD with these settings and state", "lr"_a, "momentum"_a, "nesterov"_a, "v"_a.noconvert(),
+           "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
         .def("set_adam", [](PM& self, double lr, double b1, double b2, double eps, double wd, Arr<T>& m_, Arr<T>& v,
-                            py::array_t<int64_t, 0>& t) {
+                            py::array_t<int64_t, 0>& t, double clip_value, double clip_norm) {
             OptState<T> o;
             o.kind = OptState<T>::adam;
+            o.clip_value = clip_value; o.clip_norm = clip_norm;
             o.lr = lr; o.beta1 = b1; o.beta2 = b2; o.eps = eps; o.weight_decay = wd;
             o.m = flat(m_, "m", self.model.n_params(), true);
             o.v = flat(v, "v", self.model.n_params(), true);
@@ -395,9 +401,9 @@ void bind_model(py::module_& m, const char* name) {
             self.opt_arrays = py::list();
             self.opt_arrays.append(m_); self.opt_arrays.append(v); self.opt_arrays.append(t);
         }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
-           "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert())
+           "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert(), "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
-                               idx first, idx count, idx bs, int loss, bool count_correct) {
+                               idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
@@ -408,14 +414,33 @@ void bind_model(py::module_& m, const char* name) {
                 for (idx k = 0; k < X.cols; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
             }
             if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            // Ctrl-C: every 20 ms the loop takes the GIL and runs Python's signal handlers; one that
+            // raises (KeyboardInterrupt) ends the run after the step that just completed, and its
+            // exception is handed back to the caller with the statistics so far.
+            py::object pending = py::none();
+            auto last = std::chrono::steady_clock::now();
+            std::function<bool()> stop;
+            if (poll_signals) stop = [&]() {
+                auto now = std::chrono::steady_clock::now();
+                if (now - last < std::chrono::milliseconds(20)) return false;
+                last = now;
+                py::gil_scoped_acquire gil;
+                if (PyErr_CheckSignals() == 0) return false;
+                py::error_already_set err;
+                pending = err.value();
+                return true;
+            };
             EpochStats st;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop);
             }
-            return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss);
-        }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, diverged, bad_loss)",
-           "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a);
+            return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
+                                  pending);
+        }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, "
+           "diverged, bad_loss, exception raised by a signal handler or None)",
+           "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
+           "poll_signals"_a = false);
 }
 }  // namespace
 

@@ -62,8 +62,9 @@ template <class T> double cross_entropy_logits_forward(CMat<T> Z, CMat<T> Y);
 template <class T> void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ);
 
 // --- optim.cpp   (flat buffers of n parameters)
-template <class T> void sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov);
-template <class T> void adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,
+template <class T> bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov);
+template <class T> bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,
                                     double beta2, double eps, double weight_decay);
+template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
 
 }  // namespace pynn

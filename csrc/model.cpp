@@ -148,15 +148,34 @@ double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads) {
     return J;
 }
 
+// Clip, then update; an update that would leave a weight or an optimizer state non-finite
+// (an overflow from finite gradients) is taken back, so the network keeps its last finite
+// weights. The copy it keeps costs one pass over the parameters (and state).
 template <class T>
-void Model<T>::update(const OptState<T>& opt) {
+bool Model<T>::update(const OptState<T>& opt) {
+    const idx n = n_params_;
+    clip_gradient<T>(grads_, n, opt.clip_value, opt.clip_norm);
+    T* state[2] = {opt.v, opt.kind == OptState<T>::adam ? opt.m : nullptr};
+    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
+    undo_.resize(size_t(3 * n));
+    std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
+    for (int s = 0; s < 2; ++s)
+        if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
+    bool ok = true;
     if (opt.kind == OptState<T>::sgd) {
-        sgd_update<T>(params_, grads_, opt.v, n_params_, opt.lr, opt.momentum, opt.nesterov);
+        ok = sgd_update<T>(params_, grads_, opt.v, n, opt.lr, opt.momentum, opt.nesterov);
     } else if (opt.kind == OptState<T>::adam) {
         long long t = ++*opt.t;
-        adam_update<T>(params_, grads_, opt.m, opt.v, n_params_, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                       opt.weight_decay);
+        ok = adam_update<T>(params_, grads_, opt.m, opt.v, n, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                            opt.weight_decay);
+        if (!ok) --*opt.t;
     }
+    if (!ok) {
+        std::memcpy(params_, undo_.data(), size_t(n) * sizeof(T));
+        for (int s = 0; s < 2; ++s)
+            if (state[s]) std::memcpy(state[s], undo_.data() + (s + 1) * n, size_t(n) * sizeof(T));
+    }
+    return ok;
 }
 
 template <class T>
@@ -166,8 +185,7 @@ double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, cons
     double J = loss_value(ws, Y, loss, d);
     backward(ws, X, Y, loss, d);
     // A step whose loss or gradient is not finite changes nothing.
-    *applied = (J - J) == 0 && all_finite(grads_, n_params_);
-    if (*applied) update(opt);
+    *applied = (J - J) == 0 && all_finite(grads_, n_params_) && update(opt);
     return J;
 }
 
@@ -207,7 +225,8 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
 
 template <class T>
 EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
-                                 Loss loss, const OptState<T>& opt, bool want_correct) {
+                                 Loss loss, const OptState<T>& opt, bool want_correct,
+                                 const std::function<bool()>& stop) {
     EpochStats st;
     idx N = X.cols, n = n_in(), m = n_out();
     auto ws = acquire(bs);
@@ -258,6 +277,7 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             }
             count_correct<T>(act_view(*ws, idx(acts_.size()) - 1, nb), Yd, index, argmax, st);
         }
+        if (stop && stop()) break;
     }
     release(std::move(ws));
     return st;

@@ -5,8 +5,10 @@
 // between them, per-step allocation and, for tiny layers, the BLAS call overhead.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.hpp"
@@ -18,6 +20,7 @@ template <class T>
 struct OptState {
     enum Kind { none, sgd, adam } kind = none;
     double lr = 0, momentum = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    double clip_value = 0, clip_norm = 0;  // gradient clipping before the update; 0 = off
     bool nesterov = false;
     T* v = nullptr;        // SGD velocity or Adam second moment
     T* m = nullptr;        // Adam first moment
@@ -67,8 +70,10 @@ class Model {
     double train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied);
     // Batches [first, first + count) of an epoch over X (n_in, N): batch k holds the examples
     // order[k*bs ...] (or k*bs... in order when order is null), gathered into the workspace.
+    // `stop` is asked after every step and ends the run early when it answers true (Ctrl-C).
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
-                           Loss loss, const OptState<T>& opt, bool count_correct);
+                           Loss loss, const OptState<T>& opt, bool count_correct,
+                           const std::function<bool()>& stop = {});
 
     idx n_in() const { return sizes_.front(); }
     idx n_out() const { return sizes_.back(); }
@@ -83,6 +88,7 @@ class Model {
     std::vector<Mat<T>> W_, b_, dW_, db_;
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Workspace<T>>> pool_;
+    std::vector<T> undo_;  // what an update overwrites, to take back one whose result is not finite
 
     std::unique_ptr<Workspace<T>> acquire(idx d);
     void release(std::unique_ptr<Workspace<T>> ws);
@@ -92,14 +98,14 @@ class Model {
     void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied);
-    void update(const OptState<T>& opt);
+    bool update(const OptState<T>& opt);
 };
 
 // True if every element is finite (x - x is NaN exactly for NaN and ±inf); an integer AND
 // reduction, so it vectorises.
 template <class T>
 inline bool all_finite(const T* p, idx n) {
-    int ok = 1;
+    std::conditional_t<sizeof(T) == 4, int32_t, int64_t> ok = 1;  // as wide as T: vectorises
     for (idx k = 0; k < n; ++k) ok &= (p[k] - p[k]) == T(0);
     return ok;
 }

@@ -1,43 +1,85 @@
 // Optimizer updates over one flat parameter buffer, in the reference's (and PyTorch's) order.
 #include "kernels.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
 namespace pynn {
+
+// An integer as wide as T, so an AND reduction over comparisons of T vectorises.
+template <class T>
+using Flag = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
 
 // p <- p - lr g (the seed's update); with momentum v <- μ v + g and a step of v (or g + μ v).
 template <class T>
-void sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov) {
+bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov) {
     const T lr_ = T(lr), mu = T(momentum);
+    Flag<T> ok = 1;  // every new value finite (x - x is 0 exactly for finite x): an AND reduction
     if (momentum == 0) {
-        for (idx k = 0; k < n; ++k) p[k] -= lr_ * g[k];
-        return;
+        for (idx k = 0; k < n; ++k) {
+            T pk = p[k] - lr_ * g[k];
+            p[k] = pk;
+            ok &= (pk - pk) == T(0);
+        }
+        return ok;
     }
     for (idx k = 0; k < n; ++k) {
         T vk = mu * v[k] + g[k];
         v[k] = vk;
-        p[k] -= lr_ * (nesterov ? g[k] + mu * vk : vk);
+        T pk = p[k] - lr_ * (nesterov ? g[k] + mu * vk : vk);
+        p[k] = pk;
+        ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
     }
+    return ok;
 }
 
 // Adam at step t >= 1; weight_decay > 0 shrinks p first, decoupled from the gradient (AdamW).
+// Both updates return whether every new value is finite.
 template <class T>
-void adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1, double beta2,
+bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1, double beta2,
                  double eps, double weight_decay) {
     const T decay = T(1 - lr * weight_decay), b1 = T(beta1), b2 = T(beta2), c1 = T(1 - beta1), c2 = T(1 - beta2);
     const T step = T(lr / (1 - std::pow(beta1, double(t))));
     const T root_bias2 = T(std::sqrt(1 - std::pow(beta2, double(t)))), eps_ = T(eps);
+    Flag<T> ok = 1;
     for (idx k = 0; k < n; ++k) {
-        T pk = p[k] * decay;
         T mk = b1 * m[k] + c1 * g[k];
         T vk = b2 * v[k] + c2 * g[k] * g[k];
         m[k] = mk;
         v[k] = vk;
-        p[k] = pk - step * mk / (std::sqrt(vk) / root_bias2 + eps_);
+        T pk = p[k] * decay - step * mk / (std::sqrt(vk) / root_bias2 + eps_);
+        p[k] = pk;
+        ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
+    }
+    return ok;
+}
+
+// Clip the gradient in place, as torch.nn.utils.clip_grad_value_ (each element to [-value, value])
+// then clip_grad_norm_ (scaled by max_norm / (‖g‖ + 1e-6) when that is below 1); 0 turns either off.
+template <class T>
+void clip_gradient(T* g, idx n, double value, double max_norm) {
+    if (value > 0) {
+        const T hi = T(value), lo = -hi;
+        for (idx k = 0; k < n; ++k) g[k] = std::min(std::max(g[k], lo), hi);
+    }
+    if (max_norm > 0) {
+        double s = 0;
+        for (idx k = 0; k < n; ++k) s += double(g[k]) * double(g[k]);
+        double coef = max_norm / (std::sqrt(s) + 1e-6);
+        if (coef < 1) {
+            const T c = T(coef);
+            for (idx k = 0; k < n; ++k) g[k] *= c;
+        }
     }
 }
 
-template void sgd_update<float>(float*, const float*, float*, idx, double, double, bool);
-template void sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
-template void adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double);
-template void adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double);
+template void clip_gradient<float>(float*, idx, double, double);
+template void clip_gradient<double>(double*, idx, double, double);
+template bool sgd_update<float>(float*, const float*, float*, idx, double, double, bool);
+template bool sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
+template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double);
+template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double);
 
 }  // namespace pynn

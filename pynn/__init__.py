@@ -48,12 +48,13 @@ from .gradcheck import gradcheck
 from .io import load
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
-from .training import Callback, History
+from .training import Callback, Diverged, History
 
 __all__ = [
     "Adam",
     "Callback",
     "Dense",
+    "Diverged",
     "History",
     "Network",
     "Optimizer",

@@ -8,6 +8,7 @@ step is one kernel call. Batches are ``(features, examples)``; the per-batch wor
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -21,9 +22,18 @@ from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
 from .optimizers import Optimizer
-from .training import Callback, History, Progress, as_callbacks, correct_count
+from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
+_log = logging.getLogger("pynn")
+
+
+class _Stop(Exception):
+    """Ends an epoch runner early: ``reason`` is "diverged" or "interrupted"; ``batch`` is the
+    first batch of the epoch not applied; ``stats`` are the epoch's sums up to there."""
+
+    def __init__(self, reason: str, batch: int, stats: tuple, loss: float | None = None) -> None:
+        self.reason, self.batch, self.stats, self.loss = reason, batch, stats, loss
 
 
 def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
@@ -531,23 +541,29 @@ class Network:
             self._opt_key = key
 
     @staticmethod
-    def _diverged(J: float) -> None:
-        what = "loss" if not math.isfinite(J) else "gradient"
-        raise FloatingPointError(f"the {what} is not finite (J = {J}); the weights were left unchanged "
-                                 "(try a smaller learning rate)")
+    def _divergence_message(J: float) -> str:
+        what = "loss is" if not math.isfinite(J) else "gradient or the updated weights are"
+        return f"the {what} not finite (J = {J}); the weights were left unchanged (try a smaller learning rate)"
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
+    @classmethod
+    def _diverged(cls, J: float) -> None:
+        raise Diverged(cls._divergence_message(J))
+
+    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> tuple[float, bool]:
+        """(J, whether the update was applied): a step whose loss, gradient or updated weights
+        would not be finite changes nothing."""
         if self._model is not None:
             self._bind_optimizer(optimizer)
-            J, applied = self._model.train_step(X, Y, _LOSS_CODE[loss])
-            if not applied:
-                self._diverged(J)
-            return J
+            return self._model.train_step(X, Y, _LOSS_CODE[loss])
         J = self._loss_and_grads(X, Y, loss)
         g = self._grads
-        if not (math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max())):
+        ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
+        return J, ok
+
+    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
+        J, applied = self._try_step(X, Y, loss, optimizer)
+        if not applied:
             self._diverged(J)
-        optimizer.step(self)
         return J
 
     # ------------------------------------------------------------------ evaluation
@@ -606,39 +622,75 @@ class Network:
         gather = shuffle and self._model is None  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
+        on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
+        stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
+        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
-        for epoch in range(epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(self, epoch, {})
-            t0 = time.perf_counter()
-            order = rng.permutation(n) if shuffle else None
-            run = self._fused_epoch if self._model is not None else self._python_epoch
-            total, seen, right, judged = run(X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress,
-                                             epoch, (Xb, Yb))
-            logs = {"loss": total / seen}
-            if classify:
-                logs["accuracy"] = right / max(judged, 1)
-            if val is not None:
-                for key, v in self._evaluate(val[0], val[1], loss).items():
-                    logs[f"val_{key}"] = v
-            seconds = time.perf_counter() - t0
-            history.append(epoch, **logs, time=seconds)
-            progress.epoch(epoch, logs, seconds, n)
-            for cb in cbs:
-                cb.on_epoch_end(self, epoch, logs)
-            if self.stop_training:
-                break
+        with sigint_deferred(stop_flag):
+            for epoch in range(epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(self, epoch, {})
+                t0 = time.perf_counter()
+                order = rng.permutation(n) if shuffle else None
+                run = self._fused_epoch if self._model is not None else self._python_epoch
+                try:
+                    total, seen, right, judged = run(epoch, order, ctx)
+                except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
+                    history._stop("interrupted", epoch=epoch, batch=None)
+                    break
+                except _Stop as stop:
+                    total, seen, right, judged = stop.stats
+                    where = {"epoch": epoch, "batch": stop.batch, "loss": stop.loss}
+                    if stop.reason == "interrupted":
+                        where["loss"] = total / seen if seen else None
+                        history._stop("interrupted", **where)
+                        _log.warning("fit interrupted in epoch %d before batch %d; the network holds the weights "
+                                     "of the last completed step", epoch, stop.batch)
+                        break
+                    history._stop("diverged", **where)
+                    if not on_div:
+                        self.history = history
+                        raise Diverged(f"fit stopped at epoch {epoch}, batch {stop.batch}: "
+                                       + self._divergence_message(stop.loss), history) from None
+                    break  # a callback asked to stop
+                logs = {"loss": total / seen if seen else math.nan}  # nan: every batch was refused
+                if classify:
+                    logs["accuracy"] = right / max(judged, 1)
+                if val is not None:
+                    for key, v in self._evaluate(val[0], val[1], loss).items():
+                        logs[f"val_{key}"] = v
+                seconds = time.perf_counter() - t0
+                history.append(epoch, **logs, time=seconds)
+                progress.epoch(epoch, logs, seconds, n)
+                for cb in cbs:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    if epoch + 1 < epochs:
+                        history._stop("stop_training", epoch=epoch + 1, batch=0)
+                    break
         for cb in cbs:
             cb.on_train_end(self, {})
         self.history = history
         return history
 
-    def _python_epoch(self, X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress, epoch, bufs):
+    def _on_divergence(self, on_div, epoch: int, batch: int, J: float, stats: tuple) -> None:
+        """A refused step: without handlers, end the epoch (fit raises); else let them decide."""
+        if not on_div:
+            raise _Stop("diverged", batch, stats, J)
+        for cb in on_div:
+            cb.on_divergence(self, {"epoch": epoch, "batch": batch, "loss": J})
+        if self.stop_training:
+            raise _Stop("diverged", batch, stats, J)
+
+    def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
-        n, (Xb, Yb) = X.shape[1], bufs
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag = ctx
+        n = X.shape[1]
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):
+            if stop_flag[0]:
+                raise _Stop("interrupted", bi, (total, seen, right, judged))
             s, e = bi * bs, min(n, (bi + 1) * bs)
             if order is not None:  # gather the shuffled batch into the reused buffers
                 idx = order[s:e]
@@ -647,7 +699,10 @@ class Network:
                 _gather(Y, idx, yb)
             else:
                 xb, yb = X[:, s:e], Y[..., s:e]
-            J = self._step(xb, yb, loss, optimizer)
+            J, applied = self._try_step(xb, yb, loss, optimizer)
+            if not applied:
+                self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
+                continue
             total += J * (e - s)
             seen += e - s
             if classify:
@@ -661,23 +716,45 @@ class Network:
                     break
         return total, seen, right, judged
 
-    def _fused_epoch(self, X, Y, order, bs, n_batches, loss, optimizer, classify, cbs, progress, epoch, bufs):
+    def _fused_epoch(self, epoch, order, ctx):
         """One epoch in the compiled core: batches are gathered, stepped and counted there with
-        the GIL released; Python returns only between chunks, for progress and callbacks."""
+        the GIL released; Python returns only between chunks, for progress and callbacks. The
+        C++ core runs Python's signal handlers every 20 ms, so Ctrl-C stops it after a step;
+        a model that cannot (the jitted one) is handed chunks of about 50 ms instead."""
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, _, stop_flag = ctx
+        model = self._model
         batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
         chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
+        polls = getattr(model, "polls_signals", True)
+        adapt = not polls and chunk > 1
+        if adapt:
+            chunk = min(chunk, self.__dict__.get("_chunk_hint", 8))
         total, seen, right, judged, first = 0.0, 0, 0, 0, 0
         while first < n_batches:
+            if stop_flag[0]:
+                raise _Stop("interrupted", first, (total, seen, right, judged))
             count = min(chunk, n_batches - first)
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
-            ls, sn, r, j, done, diverged, bad = self._model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify)
+            t0 = time.perf_counter()
+            ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
+                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls)
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
+            if pending is not None:
+                if isinstance(pending, KeyboardInterrupt):
+                    raise _Stop("interrupted", first, (total, seen, right, judged))
+                raise pending
+            if adapt:  # aim at ~50 ms per call
+                took = time.perf_counter() - t0
+                chunk = max(1, min(n_batches, int(chunk * 0.05 / took) if took > 0 else chunk * 2))
+                self.__dict__["_chunk_hint"] = chunk
             if diverged:
-                self._diverged(bad)
-            progress.batch(epoch, first - 1, ls / max(sn, 1))
-            for cb in batch_cbs:
-                cb.on_batch_end(self, first - 1, {"loss": ls / max(sn, 1), "size": sn})
+                self._on_divergence(on_div, epoch, first, bad, (total, seen, right, judged))
+                first += 1  # the refused batch is skipped
+                continue
+            if done:
+                progress.batch(epoch, first - 1, ls / max(sn, 1))
+                for cb in batch_cbs:
+                    cb.on_batch_end(self, first - 1, {"loss": ls / max(sn, 1), "size": sn})
             if self.stop_training:
                 break
         return total, seen, right, judged

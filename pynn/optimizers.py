@@ -4,6 +4,7 @@ over the network's flat parameter buffer."""
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 
 import numpy as np
@@ -46,6 +47,44 @@ class Optimizer:
     def step(self, net) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _clip_settings(self, clip_value: float | None, clip_norm: float | None) -> None:
+        self.clip_value = None if clip_value is None else check_float(clip_value, "clip_value", low=0, low_open=True)
+        self.clip_norm = None if clip_norm is None else check_float(clip_norm, "clip_norm", low=0, low_open=True)
+
+    def _clip_args(self) -> tuple[float, float]:
+        return float(self.clip_value or 0.0), float(self.clip_norm or 0.0)
+
+    def _apply(self, net) -> bool:
+        """Clip ``net``'s gradient, then :meth:`step`; an update that leaves a weight or a state
+        value non-finite is taken back (the network keeps its last finite weights) and False
+        is returned. The compiled paths do the same inside their fused step."""
+        g = net._grads
+        clip_value, clip_norm = self._clip_args()
+        if clip_value:
+            np.clip(g, -clip_value, clip_value, out=g)
+        if clip_norm:
+            coef = clip_norm / (math.sqrt(float(np.dot(g.astype(np.float64, copy=False),
+                                                          g.astype(np.float64, copy=False)))) + 1e-6)
+            if coef < 1:
+                g *= g.dtype.type(coef)
+        st = self.state(net)
+        arrays = [net._params] + [st[k] for k in ("v", "m") if k in st and st[k].size == net._params.size]
+        undo = st.get("_undo")
+        if undo is None or undo.shape != (len(arrays), net._params.size):
+            undo = st["_undo"] = np.empty((len(arrays), net._params.size), net.dtype)
+        for row, a in zip(undo, arrays):
+            row[...] = a
+        t0 = st["t"][0] if "t" in st else None
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught just below
+            self.step(net)
+        if all(math.isfinite(a.min()) and math.isfinite(a.max()) for a in arrays):
+            return True
+        for row, a in zip(undo, arrays):
+            a[...] = row
+        if t0 is not None:
+            st["t"][0] = t0
+        return False
+
     def reset(self) -> None:
         """Forget all state (momentum, moments, step count)."""
         self._state.clear()
@@ -72,6 +111,12 @@ class SGD(Optimizer):
         Momentum μ in [0, 1).
     nesterov : bool
         Use Nesterov momentum (needs momentum > 0).
+    clip_value : float or None
+        Clip each gradient element to ``[-clip_value, clip_value]`` before the update
+        (``torch.nn.utils.clip_grad_value_``).
+    clip_norm : float or None
+        Scale the whole gradient (every layer's ``dW`` and ``db`` together) by
+        ``clip_norm / (norm + 1e-6)`` when that is below 1 (``torch.nn.utils.clip_grad_norm_``).
 
     Examples
     --------
@@ -79,8 +124,10 @@ class SGD(Optimizer):
     >>> opt = pynn.SGD(0.1, momentum=0.9)
     """
 
-    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, *,
+                 clip_value: float | None = None, clip_norm: float | None = None) -> None:
         super().__init__()
+        self._clip_settings(clip_value, clip_norm)
         self.lr = check_float(lr, "lr", low=0, low_open=True)
         self.momentum = check_float(momentum, "momentum", low=0, high=1, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -97,10 +144,11 @@ class SGD(Optimizer):
         net._k.sgd_update(net._params, net._grads, st["v"], self.lr, self.momentum, self.nesterov)
 
     def _bind(self, net, model) -> None:
-        model.set_sgd(self.lr, self.momentum, self.nesterov, self.state(net)["v"])
+        model.set_sgd(self.lr, self.momentum, self.nesterov, self.state(net)["v"], *self._clip_args())
 
     def get_config(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "clip_value": self.clip_value, "clip_norm": self.clip_norm}
 
 
 class Adam(Optimizer):
@@ -117,6 +165,8 @@ class Adam(Optimizer):
         Added to the denominator, > 0.
     weight_decay : float
         Decoupled weight decay >= 0 (applied to every parameter, as ``torch.optim.AdamW``).
+    clip_value, clip_norm : float or None
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Examples
     --------
@@ -125,8 +175,10 @@ class Adam(Optimizer):
     """
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, *, clip_value: float | None = None,
+                 clip_norm: float | None = None) -> None:
         super().__init__()
+        self._clip_settings(clip_value, clip_norm)
         self.lr = check_float(lr, "lr", low=0, low_open=True)
         self.beta1 = check_float(beta1, "beta1", low=0, high=1, high_open=True)
         self.beta2 = check_float(beta2, "beta2", low=0, high=1, high_open=True)
@@ -145,8 +197,9 @@ class Adam(Optimizer):
 
     def _bind(self, net, model) -> None:
         st = self.state(net)
-        model.set_adam(self.lr, self.beta1, self.beta2, self.eps, self.weight_decay, st["m"], st["v"], st["t"])
+        model.set_adam(self.lr, self.beta1, self.beta2, self.eps, self.weight_decay, st["m"], st["v"], st["t"],
+                       *self._clip_args())
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "clip_value": self.clip_value, "clip_norm": self.clip_norm}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -26,6 +29,13 @@ class History:
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        #: why training ended before its last epoch: None (it ran them all), "stop_training" (a
+        #: callback asked), "diverged" (a step's loss, gradient or update was not finite) or
+        #: "interrupted" (Ctrl-C)
+        self.stop_reason: str | None = None
+        #: where it ended early: ``{"epoch": e, "batch": b, ...}``; batch b of epoch e is the first
+        #: one not applied (for "diverged" it is the step that was refused, with its "loss")
+        self.stopped_at: dict[str, Any] | None = None
 
     def append(self, epoch: int, **logs: float) -> None:
         self.epoch.append(epoch)
@@ -38,8 +48,11 @@ class History:
     def __contains__(self, key: object) -> bool:
         return key in self.history
 
+    def _stop(self, reason: str, **where: Any) -> None:
+        self.stop_reason, self.stopped_at = reason, where
+
     def __getattr__(self, key: str) -> list[float]:
-        if key.startswith("_") or key in ("history", "epoch"):
+        if key.startswith("_") or key in ("history", "epoch", "stop_reason", "stopped_at"):
             raise AttributeError(key)
         try:
             return self.history[key]
@@ -66,6 +79,45 @@ class Callback:
     def on_batch_end(self, net, batch: int, logs: dict[str, Any]) -> None: ...
     def on_epoch_end(self, net, epoch: int, logs: dict[str, Any]) -> None: ...
     def on_train_end(self, net, logs: dict[str, Any]) -> None: ...
+
+    def on_divergence(self, net, logs: dict[str, Any]) -> None:
+        """A step's loss, gradient or update was not finite and was not applied; ``logs`` holds
+        ``epoch``, ``batch`` and ``loss``. Without a callback that overrides this hook, ``fit``
+        raises FloatingPointError. With one, the hook decides: set ``net.stop_training = True``
+        to end training (``fit`` returns its History), or change something (``opt.lr``) and
+        return to go on with the next batch."""
+
+
+class Diverged(FloatingPointError):
+    """Raised by ``fit`` when a step's loss, gradient or update is not finite and no callback
+    handles it. The network keeps its last finite weights; ``.history`` is the History so far
+    (its ``stopped_at`` says which epoch and batch)."""
+
+    def __init__(self, message: str, history: "History | None" = None) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+@contextlib.contextmanager
+def sigint_deferred(flag: np.ndarray):
+    """While training in the main thread with Python's default Ctrl-C handler, a first Ctrl-C
+    only sets ``flag[0]`` (training stops after the step in progress); a second one raises
+    KeyboardInterrupt at once. Yields whether the handler was installed."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield False
+        return
+
+    def handler(signum, frame):
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = 1
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield True
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class _EpochFunction(Callback):

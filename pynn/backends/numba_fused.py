@@ -274,48 +274,83 @@ def _all_finite(a):
 
 
 @_jit
-def _update(params, grads, kind, hyper, v, m, t):
+def _clip(grads, clip_value, clip_norm):
+    """torch.nn.utils.clip_grad_value_ then clip_grad_norm_ over the flat gradient (0 = off)."""
+    T = grads.dtype.type
+    if clip_value > 0:
+        hi = T(clip_value)
+        for k in range(grads.shape[0]):
+            grads[k] = min(max(grads[k], -hi), hi)
+    if clip_norm > 0:
+        s = 0.0
+        for k in range(grads.shape[0]):
+            s += float(grads[k]) * float(grads[k])
+        coef = clip_norm / (np.sqrt(s) + 1e-6)
+        if coef < 1:
+            c = T(coef)
+            for k in range(grads.shape[0]):
+                grads[k] *= c
+
+
+@_jit
+def _update(params, grads, kind, hyper, v, m, t, undo):
+    """Clip, then update; an update whose result is not finite is taken back from ``undo``
+    (3 x n), so the network keeps its last finite weights. Returns whether it was applied."""
     lr, mom, nesterov, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
+    _clip(grads, hyper[7], hyper[8])
+    n = params.shape[0]
     T = params.dtype.type
+    undo[:n] = params
+    undo[n:n + v.shape[0]] = v
+    undo[2 * n:2 * n + m.shape[0]] = m
+    ok = True
     if kind == SGD:
         lr_, mu = T(lr), T(mom)
         if mom == 0:
-            for k in range(params.shape[0]):
+            for k in range(n):
                 params[k] -= lr_ * grads[k]
+                ok &= np.isfinite(params[k])
         else:
-            for k in range(params.shape[0]):
+            for k in range(n):
                 vk = mu * v[k] + grads[k]
                 v[k] = vk
                 params[k] -= lr_ * (grads[k] + mu * vk if nesterov else vk)
+                ok &= np.isfinite(params[k]) and np.isfinite(vk)
     else:
         t[0] += 1
         decay, B1, B2, C1, C2 = T(1 - lr * wd), T(b1), T(b2), T(1 - b1), T(1 - b2)
         step = T(lr / (1 - b1 ** t[0]))
         root = T(np.sqrt(1 - b2 ** t[0]))
         e = T(eps)
-        for k in range(params.shape[0]):
+        for k in range(n):
             g = grads[k]
             mk = B1 * m[k] + C1 * g
             vk = B2 * v[k] + C2 * g * g
             m[k] = mk
             v[k] = vk
             params[k] = params[k] * decay - step * mk / (np.sqrt(vk) / root + e)
+            ok &= np.isfinite(params[k]) and np.isfinite(vk)
+        if not ok:
+            t[0] -= 1
+    if not ok:
+        params[:] = undo[:n]
+        v[:] = undo[n:n + v.shape[0]]
+        m[:] = undo[2 * n:2 * n + m.shape[0]]
+    return ok
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, t):
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, t, undo):
     _forward(params, offs, sizes, acts, X, ws, Zout, d)
     J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
     _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
-    applied = np.isfinite(J) and _all_finite(grads)
-    if applied:
-        _update(params, grads, kind, hyper, v, m, t)
+    applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, count_correct):
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, undo, count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
@@ -339,7 +374,7 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
         J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, kind,
-                           hyper, v, m, t)
+                           hyper, v, m, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -404,6 +439,7 @@ class Model:
         self._tls = threading.local()
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
+        self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -464,12 +500,14 @@ class Model:
                       self.eps)
         return J
 
-    def set_sgd(self, lr, momentum, nesterov, v) -> None:
-        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0], np.float64)
-        self._opt = (SGD, hyper, v if momentum else self.params[:0], self.params[:0], np.zeros(1, np.int64))
+    def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
+        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm], np.float64)
+        self._opt = (SGD, hyper, v if momentum else self.params[:0], self.params[:0], np.zeros(1, np.int64),
+                     self._undo)
 
-    def set_adam(self, lr, beta1, beta2, eps, weight_decay, m, v, t) -> None:
-        self._opt = (ADAM, np.array([lr, 0, 0, beta1, beta2, eps, weight_decay], np.float64), v, m, t)
+    def set_adam(self, lr, beta1, beta2, eps, weight_decay, m, v, t, clip_value=0.0, clip_norm=0.0) -> None:
+        hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm], np.float64)
+        self._opt = (ADAM, hyper, v, m, t, self._undo)
 
     def train_step(self, X, Y, loss: int):
         X = self._batch(X)
@@ -482,7 +520,10 @@ class Model:
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
                      ws[4], d, self.eps, *self._opt)
 
-    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct):
+    # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
+    polls_signals = False
+
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
@@ -491,4 +532,4 @@ class Model:
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct) + (None,)
