@@ -49,7 +49,7 @@ from .io import load
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
 from .training import Callback, Diverged, History
-from . import schedules
+from . import health, schedules
 
 __all__ = [
     "Adam",
@@ -63,6 +63,7 @@ __all__ = [
     "available_backends",
     "get_num_threads",
     "gradcheck",
+    "health",
     "load",
     "schedules",
     "set_num_threads",

@@ -20,6 +20,7 @@ import numpy as np
 from . import _validate as V
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
+from .health import HealthMonitor
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
 from .optimizers import Optimizer
 from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
@@ -582,7 +583,7 @@ class Network:
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool = True) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -592,6 +593,10 @@ class Network:
         reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
         functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+        With ``health=True`` the History also records, per layer and epoch, weight and gradient
+        norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
+        :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
+        explodes.
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -602,6 +607,8 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        if not isinstance(health, (bool, np.bool_)):
+            raise TypeError(f"health must be a bool, got {health!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
         val = None
@@ -624,6 +631,8 @@ class Network:
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
+        monitor = HealthMonitor(self, X, history, epochs) if health else None
+        trained = 0.0
         ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
@@ -631,6 +640,8 @@ class Network:
             for epoch in range(epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
+                if monitor is not None:
+                    monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
                 order = rng.permutation(n) if shuffle else None
                 run = self._fused_epoch if self._model is not None else self._python_epoch
@@ -661,7 +672,10 @@ class Network:
                     for key, v in self._evaluate(val[0], val[1], loss).items():
                         logs[f"val_{key}"] = v
                 seconds = time.perf_counter() - t0
+                trained += seconds
                 history.append(epoch, **logs, time=seconds)
+                if monitor is not None:
+                    monitor.epoch_end(epoch)
                 progress.epoch(epoch, logs, seconds, n)
                 for cb in cbs:
                     cb.on_epoch_end(self, epoch, logs)

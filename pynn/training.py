@@ -33,6 +33,11 @@ class History:
         #: callback asked), "diverged" (a step's loss, gradient or update was not finite) or
         #: "interrupted" (Ctrl-C)
         self.stop_reason: str | None = None
+        #: per layer, per epoch: weight_norm, grad_norm, update_ratio, dead, saturated (see
+        #: pynn.health); empty when fit ran with health=False
+        self.health: list[dict[str, list[float]]] = []
+        #: the epochs that ``health`` holds (every epoch unless epochs were too short to afford it)
+        self.health_epochs: list[int] = []
         #: where it ended early: ``{"epoch": e, "batch": b, ...}``; batch b of epoch e is the first
         #: one not applied (for "diverged" it is the step that was refused, with its "loss")
         self.stopped_at: dict[str, Any] | None = None
@@ -52,7 +57,7 @@ class History:
         self.stop_reason, self.stopped_at = reason, where
 
     def __getattr__(self, key: str) -> list[float]:
-        if key.startswith("_") or key in ("history", "epoch", "stop_reason", "stopped_at"):
+        if key.startswith("_") or key in ("history", "epoch", "stop_reason", "stopped_at", "health", "health_epochs"):
             raise AttributeError(key)
         try:
             return self.history[key]
