@@ -13,9 +13,10 @@ import pynn
 from pynn.health import PROBE, TrainingHealthWarning
 
 
-def test_figures_equal_numpy(backend, rng):
+def test_figures_equal_numpy(backend, rng, monkeypatch):
     """Full-batch float64, no shuffle: the epoch's last gradient is the gradient at the weights
     the epoch started from, which a callback keeps; every figure is recomputed from those."""
+    monkeypatch.setattr(pynn.health, "BUDGET", math.inf)  # record every epoch however short
     X, y = rng.normal(size=(5, 300)), rng.integers(0, 3, size=300)
     net = pynn.Network.from_sizes([5, 12, 7, 3], hidden="relu", dtype=np.float64, backend=backend, seed=2)
     starts = []
@@ -32,7 +33,7 @@ def test_figures_equal_numpy(backend, rng):
     A = X[:, :PROBE]
     for l, layer in enumerate(net.layers):
         rec = h.health[l]
-        assert all(len(v) == 3 for v in rec.values())
+        assert all(len(v) == 3 for v in rec.values()) and h.health_epochs == [0, 1, 2]
         W0 = starts[-1][l][0]
         np.testing.assert_allclose(rec["weight_norm"][-1], np.linalg.norm(layer.W), rtol=1e-12)
         np.testing.assert_allclose(rec["grad_norm"][-1], np.linalg.norm(grads[l][0]), rtol=1e-10)
@@ -88,6 +89,15 @@ def test_exploding_gradient_warns(backend, rng):
     X, Y = 1e6 * rng.normal(size=(3, 8)), rng.normal(size=(1, 8))
     with pytest.warns(TrainingHealthWarning, match=r"layer 0 .*: exploding gradient"):
         net.fit(X, Y, loss="mse", optimizer=pynn.SGD(1e-30), epochs=1)
+
+
+def test_short_epochs_are_sampled(monkeypatch, rng):
+    """With no time to spare only the first and the last epoch are recorded."""
+    monkeypatch.setattr(pynn.health, "BUDGET", 0.0)
+    X, y = rng.normal(size=(4, 16)), rng.integers(0, 2, size=16)
+    h = pynn.Network.from_sizes([4, 5, 2], seed=0).fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.1),
+                                                       epochs=6)
+    assert h.health_epochs == [0, 5] and all(len(v) == 2 for v in h.health[0].values())
 
 
 def test_converged_network_is_not_flagged(backend):
