@@ -207,6 +207,14 @@ class Network:
     seed : int or None
         Seed for the initial weights: the same seed gives the same network.
 
+    Attributes
+    ----------
+    layers : list of Dense
+        The layers, input first.
+    metadata : dict
+        Free-form JSON data saved and loaded with the network (``pynn train`` keeps the feature
+        names, class labels and standardisation there). Starts empty.
+
     Examples
     --------
     >>> import numpy as np, pynn
@@ -245,6 +253,7 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.stop_training = False
+        self.metadata: dict[str, Any] = {}
 
         sizes = [(l.n_out, l.n_in) for l in layers]
         total = sum(h * n + h for h, n in sizes)
@@ -693,4 +702,6 @@ class Network:
 
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
         layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
-        return Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net.metadata = dict(self.metadata)
+        return net
