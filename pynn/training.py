@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 class History:
@@ -52,6 +57,73 @@ class History:
     def __repr__(self) -> str:
         last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
         return f"History(epochs={len(self)}, last={last})"
+
+    def plot(self, path: str | os.PathLike[str] | None = None, *, ax: Axes | None = None) -> Figure:
+        """Draw the loss curves (``loss`` and ``val_loss`` per epoch) and, beside them, the
+        accuracy curves when there are any; save the figure to ``path`` if given.
+
+        Needs matplotlib (``pip install "pynn[plot]"``). With ``path`` and no ``ax`` the figure
+        is drawn without pyplot, so it works without a display and leaves pyplot's state alone;
+        with neither, it is a pyplot figure for ``plt.show()``. With ``ax`` the loss curves go
+        on that Axes (and nothing else is drawn).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Image file to write; the format follows the suffix (``.png``, ``.svg``, ``.pdf``).
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw the loss curves on.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure drawn on.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> h = History()
+        >>> for epoch, (loss, val) in enumerate([(0.9, 1.0), (0.5, 0.7), (0.3, 0.6)]):
+        ...     h.append(epoch, loss=loss, val_loss=val)
+        >>> fig = h.plot(os.path.join(tempfile.mkdtemp(), "loss.png"))
+        >>> [line.get_label() for line in fig.axes[0].lines]
+        ['loss', 'val_loss']
+        """
+        if not len(self):
+            raise ValueError("History.plot: the history is empty, there is nothing to plot (train at least one epoch)")
+        if path is not None:
+            path = os.fspath(path)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ImportError('History.plot needs matplotlib: pip install "pynn[plot]"') from None
+        if ax is not None:
+            fig, axes = ax.figure, [ax]
+        else:
+            if path is not None:
+                from matplotlib.figure import Figure
+
+                fig = Figure(layout="constrained")  # not registered with pyplot: no global state
+            else:
+                import matplotlib.pyplot as plt
+
+                fig = plt.figure(layout="constrained")
+            panels = 2 if "accuracy" in self or "val_accuracy" in self else 1
+            fig.set_size_inches(5.0 * panels, 3.6)
+            axes = list(fig.subplots(1, panels, squeeze=False)[0])
+        epochs = [e + 1 for e in self.epoch]
+        for axis, what in zip(axes, ("loss", "accuracy")):
+            for key, style in ((what, "-"), (f"val_{what}", "--")):
+                if key in self:
+                    axis.plot(epochs, self.history[key], style, marker="o" if len(epochs) < 30 else None,
+                              markersize=3, label=key)
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(what)
+            axis.grid(True, alpha=0.3)
+            axis.legend()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
 
 
 class Callback:
