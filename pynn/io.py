@@ -24,7 +24,8 @@ import os
 import uuid
 import zipfile
 import zlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -75,13 +76,19 @@ def save(net: Network, path: Any) -> None:
     for i, layer in enumerate(net.layers):
         arrays[f"W{i}"] = np.ascontiguousarray(layer.W)
         arrays[f"b{i}"] = np.ascontiguousarray(layer.b)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``: the old
+    file stays whole until the new one is complete, and a failure leaves no temporary file."""
     directory, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
     # os.open with mode 0o666 lets the umask decide the permissions, as open() would
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic: the old file stays whole until the new one is complete

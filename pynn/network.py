@@ -700,6 +700,48 @@ class Network:
 
         save(self, path)
 
+    def to_onnx(self, path: Any = None, *, opset: int = 17, input_name: str = "X", output_name: str = "Y") -> Any:
+        """Export the network to an ONNX file (needs ``pip install "pynn[onnx]"``).
+
+        The ONNX model takes **row-major** input ``input_name`` of shape ``(n_examples,
+        n_features)`` and gives ``output_name`` of shape ``(n_examples, n_outputs)``, as ONNX
+        runtimes expect: the transpose of pynn's ``(features, examples)``, so
+        ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
+        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
+        checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            File to write; ``None`` only builds the model.
+        opset : int
+            ONNX opset of the default domain, >= 13 (default 17).
+        input_name, output_name : str
+            Names of the graph's input and output.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model (also written to ``path``).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, pynn
+        >>> import onnxruntime as ort
+        >>> net = pynn.Network.from_sizes([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
+        >>> _ = net.to_onnx(path)
+        >>> data = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)  # 5 examples, row-major
+        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        >>> Y = session.run(None, {"X": data})[0]
+        >>> Y.shape, bool(np.allclose(Y, net.predict(data.T).T, atol=1e-6))
+        ((5, 3), True)
+        """
+        from .onnx_export import to_onnx
+
+        return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
+
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
         layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
         net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
