@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .network import Network
+
 
 class History:
     """Per-epoch records of a ``fit``: ``loss`` and, when computed, ``accuracy``, ``val_loss``
@@ -33,6 +35,15 @@ class History:
         self.epoch: list[int] = []
 
     def append(self, epoch: int, **logs: float) -> None:
+        """Record epoch ``epoch`` (0-based) with its values, e.g. ``loss=0.3``.
+
+        Examples
+        --------
+        >>> h = History()
+        >>> h.append(0, loss=0.5, val_loss=0.7)
+        >>> h.epoch, h["val_loss"]
+        ([0], [0.7])
+        """
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
@@ -131,13 +142,40 @@ class Callback:
     a hook to end training after the current batch or epoch.
 
     A plain function given as a callback is called as ``f(epoch, logs)`` at each epoch's end.
+    ``logs`` holds the epoch's ``loss`` (and ``accuracy``, ``val_loss``, ``val_accuracy`` when
+    computed); at a batch's end, the batch's ``loss`` and ``size``.
+
+    Examples
+    --------
+    >>> import numpy as np, pynn
+    >>> class StopBelow(pynn.Callback):
+    ...     def __init__(self, threshold):
+    ...         self.threshold = threshold
+    ...     def on_epoch_end(self, net, epoch, logs):
+    ...         if logs["loss"] < self.threshold:
+    ...             net.stop_training = True
+    >>> net = pynn.Network([pynn.Dense(1, 1, "linear")], seed=0)
+    >>> X = np.linspace(-1, 1, 20)[None, :]
+    >>> h = net.fit(X, 3 * X, loss="mse", optimizer=pynn.SGD(0.5), epochs=500, callbacks=[StopBelow(1e-3)])
+    >>> len(h) < 500 and h.loss[-1] < 1e-3
+    True
     """
 
-    def on_train_begin(self, net, logs: dict[str, Any]) -> None: ...
-    def on_epoch_begin(self, net, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_batch_end(self, net, batch: int, logs: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_train_end(self, net, logs: dict[str, Any]) -> None: ...
+    def on_train_begin(self, net: Network, logs: dict[str, Any]) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_begin(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
+        """Called at the start of each epoch (0-based)."""
+
+    def on_batch_end(self, net: Network, batch: int, logs: dict[str, Any]) -> None:
+        """Called after each batch's update with its ``loss`` and ``size`` (the compiled
+        backend then runs batches one call at a time, so use it only when needed)."""
+
+    def on_epoch_end(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after each epoch with its ``logs``; may set ``net.stop_training``."""
+
+    def on_train_end(self, net: Network, logs: dict[str, Any]) -> None:
+        """Called once after the last epoch."""
 
 
 class _EpochFunction(Callback):
