@@ -124,6 +124,7 @@ def _numeric(values: np.ndarray, what: str, path: str, lines: list[int]) -> np.n
             if not ok:
                 shown = repr(str(v)) if v.strip() else "an empty cell"
                 raise DataError(f"{what} of {path!r} must hold finite numbers; line {lines[i]} has {shown}")
+    assert out is not None  # every value parsed, one by one
     return out
 
 

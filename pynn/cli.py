@@ -160,12 +160,15 @@ def _read_training(args: argparse.Namespace):
     if args.target is None and os.path.isfile(args.data) and not _data.is_npz(args.data):
         raise CLIError("--target is required for a CSV file: name the column to predict")
     data = _data.read(args.data, target=args.target, need_target=True, x_key=args.x_key, y_key=args.y_key)
-    task = args.task if args.task != "auto" else _data.infer_task(data.y)
+    y = data.y
+    if y is None:  # need_target=True makes read() refuse data without a target
+        raise CLIError(f"{data.path!r} has no target")
+    task = args.task if args.task != "auto" else _data.infer_task(y)
     meta: dict[str, Any] = {"pynn_train": 1, "task": task, "features": data.features, "target": data.target}
     if task == "classification":
-        if data.y.ndim != 1:
-            raise CLIError(f"a classification target must be one column; {data.target!r} has shape {data.y.shape}")
-        classes, Y = _data.class_labels(data.y)
+        if y.ndim != 1:
+            raise CLIError(f"a classification target must be one column; {data.target!r} has shape {y.shape}")
+        classes, Y = _data.class_labels(y)
         if len(classes) < 2:
             raise CLIError(f"target {data.target!r} holds a single class ({classes[0]!r}): nothing to learn")
         meta["classes"] = classes
@@ -173,11 +176,11 @@ def _read_training(args: argparse.Namespace):
                                                                                 "cross_entropy")
         Y = Y.astype(np.float64).reshape(1, -1) if len(classes) == 2 else Y
     else:
-        Y = _data.as_numbers(data.y)
-        if Y is None:
+        numbers = _data.as_numbers(y)
+        if numbers is None:
             raise CLIError(f"--task regression needs a numeric target; {data.target!r} holds text or non-finite "
                            "values")
-        Y = Y.reshape(Y.shape[0], -1).T  # (outputs, examples)
+        Y = numbers.reshape(numbers.shape[0], -1).T  # (outputs, examples)
         n_out, output, loss = Y.shape[0], "linear", "mse"
         meta["outputs"] = [data.target] if n_out == 1 else [f"{data.target}[{i}]" for i in range(n_out)]
     meta["loss"] = loss

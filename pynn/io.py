@@ -72,7 +72,7 @@ def save(net: Network, path: Any) -> None:
         "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in net.layers],
         "metadata": check_metadata(net.metadata, "net.metadata"),
     }
-    arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
         arrays[f"W{i}"] = np.ascontiguousarray(layer.W)
         arrays[f"b{i}"] = np.ascontiguousarray(layer.b)
