@@ -16,8 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import logging as _logging
 import os as _os
 from importlib import metadata as _metadata
+
+# Diagnostics go to the "pynn" logger; like any library, pynn leaves handlers to the application.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 try:
     __version__ = _metadata.version("pynn")

@@ -148,7 +148,16 @@ class Dense:
 
     @property
     def W(self) -> np.ndarray:
-        """Weights, shape ``(n_out, n_in)``."""
+        """Weights, shape ``(n_out, n_in)``; assigning copies into the network's parameters.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> layer = pynn.Dense(2, 1)
+        >>> layer.W = [[0.3, 0.7]]
+        >>> layer.W
+        array([[0.3, 0.7]])
+        """
         self._materialize()
         return self._W
 
@@ -158,7 +167,17 @@ class Dense:
 
     @property
     def b(self) -> np.ndarray:
-        """Biases, shape ``(n_out, 1)``."""
+        """Biases, shape ``(n_out, 1)``; a 1-D ``(n_out,)`` value is taken as a column.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2)], seed=0)
+        >>> net.layers[0].b = [0.3, 0.9]
+        >>> net.layers[0].b
+        array([[0.3],
+               [0.9]], dtype=float32)
+        """
         self._materialize()
         return self._b
 
@@ -218,6 +237,14 @@ class Network:
     seed : int or None
         Seed for the initial weights: the same seed gives the same network.
 
+    Attributes
+    ----------
+    layers : list of Dense
+        The layers, input first.
+    metadata : dict
+        Free-form JSON data saved and loaded with the network (``pynn train`` keeps the feature
+        names, class labels and standardisation there). Starts empty.
+
     Examples
     --------
     >>> import numpy as np, pynn
@@ -256,6 +283,7 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.stop_training = False
+        self.metadata: dict[str, Any] = {}
 
         sizes = [(l.n_out, l.n_in) for l in layers]
         total = sum(h * n + h for h, n in sizes)
@@ -317,11 +345,26 @@ class Network:
 
     @property
     def sizes(self) -> list[int]:
-        """Widths from input to output, e.g. ``[784, 256, 10]``."""
+        """Widths from input to output, e.g. ``[784, 256, 10]``.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network([pynn.Dense(2, 3), pynn.Dense(3, 1)], seed=0).sizes
+        [2, 3, 1]
+        """
         return [self.layers[0].n_in, *self._widths]
 
     @property
     def n_params(self) -> int:
+        """The number of weights and biases.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network.from_sizes([2, 3, 1], seed=0).n_params  # (2*3 + 3) + (3*1 + 1)
+        13
+        """
         return self._params.size
 
     def __repr__(self) -> str:
@@ -402,7 +445,15 @@ class Network:
 
     def predict_classes(self, X: Any) -> np.ndarray:
         """The class of each example, shape ``(n_examples,)``: the argmax of the outputs, or for a
-        single output unit ``Yhat > 0.5``."""
+        single output unit ``Yhat > 0.5``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> net.predict_classes(np.array([[3, 0, 1], [0, 2, 5]]))
+        array([0, 1, 1])
+        """
         Yhat = self.forward(X)
         if Yhat.shape[0] == 1:
             return (Yhat[0] > 0.5).astype(np.intp)
@@ -484,6 +535,13 @@ class Network:
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
         (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``).
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.loss(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")  # (1/2)(1² + 3²) / 2
+        2.5
         """
         X, Y, loss = self._validated(X, Y, loss)
         return self._loss_from_checked(X, Y, loss)
@@ -496,7 +554,16 @@ class Network:
 
     def loss_and_grads(self, X: Any, Y: Any, loss: str) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
-        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep."""
+        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> J, [(dW, db)] = net.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")
+        >>> dW, db  # dJ/dZ = (Yhat - Y) / d = [0.5, 1.5]; dW = dJ/dZ Xᵀ, db = Σ dJ/dZ
+        (array([[3.5]]), array([[2.]]))
+        """
         X, Y, loss = self._validated(X, Y, loss)
         J = self._loss_and_grads(X, Y, loss)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
@@ -506,6 +573,15 @@ class Network:
 
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.train_step(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse", pynn.SGD(0.1))
+        2.5
+        >>> net.layers[0].W  # 2 - 0.1 * 3.5
+        array([[1.65]])
         """
         model = self._model
         if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
@@ -576,7 +652,16 @@ class Network:
         return out
 
     def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
-        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy)."""
+        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> scores = net.evaluate(np.array([[3, 0, 1], [0, 2, 5]]), np.array([0, 1, 0]), "cross_entropy")
+        >>> round(scores["accuracy"], 3)
+        0.667
+        """
         X, Y, loss = self._validated(X, Y, loss)
         return self._evaluate(X, Y, loss)
 
@@ -597,6 +682,16 @@ class Network:
         norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
         :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
         explodes.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]])  # XOR, one example per column
+        >>> y = np.array([0, 1, 1, 0])
+        >>> net = pynn.Network.from_sizes([2, 8, 2], hidden="tanh", seed=0)
+        >>> history = net.fit(X, y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=300, batch_size=4)
+        >>> len(history.loss), net.predict_classes(X)
+        (300, array([0, 1, 1, 0]))
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -775,13 +870,68 @@ class Network:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:
-        """Write the network to ``path`` (an ``.npz`` file holding a JSON header and the weights;
-        no pickle). The file is written to a temporary name and renamed, so a failure never
-        leaves a half-written model in place of a good one."""
+        """Write the network to ``path`` (an ``.npz`` file holding a JSON header, ``metadata`` and
+        the weights; no pickle). The file is written to a temporary name and renamed, so a failure
+        never leaves a half-written model in place of a good one. :func:`pynn.load` reads it.
+
+        Examples
+        --------
+        >>> import os, tempfile, pynn
+        >>> net = pynn.Network.from_sizes([2, 3, 1], output="sigmoid", seed=0)
+        >>> net.metadata = {"features": ["x", "y"]}
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> pynn.load(path).metadata
+        {'features': ['x', 'y']}
+        """
         from .io import save
 
         save(self, path)
 
+    def to_onnx(self, path: Any = None, *, opset: int = 17, input_name: str = "X", output_name: str = "Y") -> Any:
+        """Export the network to an ONNX file (needs ``pip install "pynn[onnx]"``).
+
+        The ONNX model takes **row-major** input ``input_name`` of shape ``(n_examples,
+        n_features)`` and gives ``output_name`` of shape ``(n_examples, n_outputs)``, as ONNX
+        runtimes expect: the transpose of pynn's ``(features, examples)``, so
+        ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
+        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
+        checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            File to write; ``None`` only builds the model.
+        opset : int
+            ONNX opset of the default domain, >= 13 (default 17).
+        input_name, output_name : str
+            Names of the graph's input and output.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model (also written to ``path``).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, pynn
+        >>> import onnxruntime as ort
+        >>> net = pynn.Network.from_sizes([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
+        >>> _ = net.to_onnx(path)
+        >>> data = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)  # 5 examples, row-major
+        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        >>> Y = session.run(None, {"X": data})[0]
+        >>> Y.shape, bool(np.allclose(Y, net.predict(data.T).T, atol=1e-6))
+        ((5, 3), True)
+        """
+        from .onnx_export import to_onnx
+
+        return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
+
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
         layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
-        return Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net.metadata = dict(self.metadata)
+        return net
