@@ -31,7 +31,7 @@ class History:
         self.epoch: list[int] = []
         #: why training ended before its last epoch: None (it ran them all), "stop_training" (a
         #: callback asked), "diverged" (a step's loss, gradient or update was not finite) or
-        #: "interrupted" (Ctrl-C)
+        #: "interrupted" (Ctrl-C) or "converged" (LBFGS met its tolerance; stopped_at has SciPy's message)
         self.stop_reason: str | None = None
         #: where it ended early: ``{"epoch": e, "batch": b, ...}``; batch b of epoch e is the first
         #: one not applied (for "diverged" it is the step that was refused, with its "loss")
