@@ -51,7 +51,7 @@ from .backends import available_backends
 from .gradcheck import gradcheck
 from .io import load
 from .network import Dense, Network
-from .optimizers import SGD, Adam, Optimizer
+from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
 from .training import Callback, Diverged, History
 from . import health, schedules
 
@@ -61,8 +61,11 @@ __all__ = [
     "Dense",
     "Diverged",
     "History",
+    "LBFGS",
     "Network",
     "Optimizer",
+    "RMSprop",
+    "Rprop",
     "SGD",
     "available_backends",
     "get_num_threads",

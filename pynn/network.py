@@ -22,7 +22,7 @@ from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
 from .health import HealthMonitor
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
-from .optimizers import Optimizer
+from .optimizers import LBFGS, Optimizer
 from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
@@ -666,7 +666,7 @@ class Network:
         return self._evaluate(X, Y, loss)
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
+    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
             callbacks: Any = (), verbose: int = 0, health: bool = True) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
@@ -683,6 +683,10 @@ class Network:
         :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
         explodes.
 
+        ``batch_size=None`` trains on all examples as one batch (full-batch training, meant for
+        :class:`pynn.Rprop`). With :class:`pynn.LBFGS` each epoch is one L-BFGS iteration over
+        all examples (``batch_size`` and ``shuffle`` are ignored).
+
         Examples
         --------
         >>> import numpy as np, pynn
@@ -696,7 +700,7 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         epochs = V.check_int(epochs, "epochs")
-        batch_size = V.check_int(batch_size, "batch_size")
+        batch_size = None if batch_size is None else V.check_int(batch_size, "batch_size")
         verbose = V.check_int(verbose, "verbose", minimum=0)
         if seed is not None:
             seed = V.check_int(seed, "seed", minimum=0)
@@ -714,7 +718,10 @@ class Network:
                                   ("validation_data[0]", "validation_data[1]"))[:2]
 
         n = X.shape[1]
-        bs = min(batch_size, n)
+        bs = n if batch_size is None else min(batch_size, n)
+        if optimizer._full_batch and bs < n:
+            _log.warning("%s is a full-batch method, but fit runs batches of %d of the %d examples: "
+                         "pass batch_size=None", type(optimizer).__name__, bs, n)
         n_batches = -(-n // bs)
         rng = np.random.default_rng(seed)
         history = History()
@@ -732,7 +739,9 @@ class Network:
         for cb in cbs:
             cb.on_train_begin(self, {})
         with sigint_deferred(stop_flag):
-            for epoch in range(epochs):
+            if isinstance(optimizer, LBFGS):
+                optimizer._fit(self, X, Y, loss, epochs, val, cbs, history, progress, stop_flag)
+            for epoch in range(0 if isinstance(optimizer, LBFGS) else epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
                 if monitor is not None:
