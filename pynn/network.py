@@ -55,10 +55,19 @@ def _loss_ok(loss: str, output_stem: str) -> bool:
     return True
 
 
-INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
+# scheme -> (variance of W given fan_in and fan_out, distribution): the formulas of
+# torch.nn.init (xavier_* with gain 1, kaiming_* with the relu gain √2, kaiming_* with the linear
+# gain 1 for LeCun) and of Keras' initializers, except that the *_normal schemes are plain normals
+# as in torch (Keras truncates at two standard deviations and rescales).
+INIT_VARIANCE = {
+    "glorot": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),
+    "he": lambda fan_in, fan_out: 2.0 / fan_in,
+    "lecun": lambda fan_in, fan_out: 1.0 / fan_in,
+}
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "zeros")
 _INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform",
                  "xavier_normal": "glorot_normal", "he": "he_uniform", "kaiming": "he_uniform",
-                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
+                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal", "lecun": "lecun_uniform"}
 
 
 class Dense:
@@ -71,11 +80,18 @@ class Dense:
     activation : str
         One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
         ``"linear"`` (alias ``"identity"``) or ``"softmax"`` (output layer only).
-    init : None, str or (W, b)
+    init : None, str, (W, b) or callable
         ``None`` draws Glorot-uniform weights (He-uniform for relu-like layers) from the network's
-        ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
-        ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
-        a pair of arrays gives the weights. Biases start at zero.
+        ``seed`` when the layer joins a Network. A name picks the scheme, with ``fan_in = n_in``
+        and ``fan_out = n_out``: ``"glorot_uniform"``/``"xavier_uniform"`` (U(±√(6/(fan_in +
+        fan_out)))), ``"glorot_normal"``/``"xavier_normal"`` (N(0, 2/(fan_in + fan_out))),
+        ``"he_uniform"``/``"kaiming_uniform"`` (U(±√(6/fan_in))), ``"he_normal"``/
+        ``"kaiming_normal"`` (N(0, 2/fan_in)), ``"lecun_uniform"`` (U(±√(3/fan_in))),
+        ``"lecun_normal"`` (N(0, 1/fan_in)) or ``"zeros"`` — torch.nn.init's formulas (Keras'
+        for the names; its normals are truncated, these are not). A pair of arrays gives the
+        weights; a callable ``init(shape, rng)`` returns ``W`` of ``shape = (n_out, n_in)``,
+        drawn from ``rng``, a ``numpy.random.Generator`` seeded from the network's ``seed``.
+        Biases start at zero, except with ``(W, b)``.
 
     Notes
     -----
@@ -109,8 +125,11 @@ class Dense:
             self.init = "given"
             self._W = self._check_param(init[0], "W", "init[0]")
             self._b = self._check_param(init[1], "b", "init[1]")
+        elif callable(init):
+            self.init = init
         else:
-            raise TypeError(f"init must be None, a scheme name or a pair of arrays (W, b), got {type(init).__name__}")
+            raise TypeError(f"init must be None, a scheme name, a pair of arrays (W, b) or a callable "
+                            f"init(shape, rng), got {type(init).__name__}")
 
     # ---- parameters
     def _check_param(self, value: Any, which: str, name: str | None = None) -> np.ndarray:
@@ -128,17 +147,18 @@ class Dense:
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         scheme = self.init or ("he_uniform" if self._stem in RELU_LIKE else "glorot_uniform")
         n_in, n_out = self.n_in, self.n_out
-        if scheme == "zeros":
+        if callable(scheme):
+            W = self._check_param(scheme((n_out, n_in), rng), "W", "the array returned by init(shape, rng)")
+        elif scheme == "zeros":
             W = np.zeros((n_out, n_in))
-        elif scheme.startswith("glorot"):
-            var = 2.0 / (n_in + n_out)
         else:
-            var = 2.0 / n_in
-        if scheme.endswith("uniform"):
-            lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
-            W = rng.uniform(-lim, lim, size=(n_out, n_in))
-        elif scheme.endswith("normal"):
-            W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
+            family, dist = scheme.split("_")
+            var = INIT_VARIANCE[family](n_in, n_out)
+            if dist == "uniform":
+                lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
+                W = rng.uniform(-lim, lim, size=(n_out, n_in))
+            else:
+                W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
         return W, np.zeros((n_out, 1))
 
     def _materialize(self) -> None:
