@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from ._validate import check_int
 
@@ -55,3 +57,24 @@ def on_numba_import() -> None:
     """Called by the Numba backend when it loads, so an earlier set_num_threads applies."""
     if _requested is not None:
         _apply_numba(_requested)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one thread in every BLAS of the process (the compiled core's OpenBLAS
+    and NumPy's, through threadpoolctl) and in Numba's parallel loops (in this thread), then put
+    the previous counts back. OpenBLAS splits a product differently for different thread
+    counts, so its float32 results change in the last bits with the count; on one thread every
+    reduction runs in one fixed order. The BLAS limit is process-wide while the block runs."""
+    from threadpoolctl import threadpool_limits
+
+    numba = sys.modules.get("numba")
+    before = numba.get_num_threads() if numba is not None else None
+    with threadpool_limits(limits=1, user_api="blas"):
+        if numba is not None:
+            numba.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if numba is not None:
+                numba.set_num_threads(before)

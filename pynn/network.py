@@ -8,6 +8,7 @@ step is one kernel call. Batches are ``(features, examples)``; the per-batch wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._threads import single_threaded
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
@@ -602,7 +604,7 @@ class Network:
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, deterministic: bool = False) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -612,6 +614,12 @@ class Network:
         reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
         functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+
+        ``deterministic=True`` gives the same weights for the same ``seed`` whatever the thread
+        counts: the fit runs every BLAS in the process (the compiled core's and NumPy's) and
+        Numba on one thread, so every sum is taken in one fixed order, and puts the counts back
+        afterwards. Without it, float32 results may differ in the last bits between thread
+        counts (OpenBLAS splits a product differently for different counts).
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -622,6 +630,8 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
         val = None
@@ -647,7 +657,7 @@ class Network:
         ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
-        with sigint_deferred(stop_flag):
+        with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
             for epoch in range(epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
