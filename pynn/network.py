@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._sparse import SparseRows, is_sparse
 from ._threads import single_threaded
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
@@ -43,7 +44,9 @@ def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     np.take along axis 1 of an F-ordered array would first copy all of it into C order, so
     F-ordered data (``X.T`` of row-major data) is gathered as rows of its C-ordered transpose;
     mode="clip" avoids take's buffering copy (the indices are valid)."""
-    if A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
+    if isinstance(A, SparseRows):
+        A.dense(idx, out)
+    elif A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
         np.take(A.T, idx, axis=0, out=out.T, mode="clip")
     else:
         np.take(A, idx, axis=A.ndim - 1, out=out, mode="clip")
@@ -361,7 +364,9 @@ class Network:
         return ws
 
     # ------------------------------------------------------------------ forward
-    def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
+    def _check_X(self, X: Any, name: str = "X") -> np.ndarray | SparseRows:
+        if is_sparse(X):
+            return SparseRows.checked(X, self.layers[0].n_in, self.dtype, name)
         return V.as_batch(X, self.layers[0].n_in, self.dtype, name)
 
     def _with_backend(self, backend: str) -> "Network":
@@ -414,6 +419,13 @@ class Network:
                              f"stride, got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if X.shape[1] == 0:
             return out
+        if isinstance(X, SparseRows):  # chunk by chunk, each densified into one reused buffer
+            for s, e, Xc in X.chunks(self.dtype):
+                self._forward_dense(Xc, out[:, s:e])
+            return out
+        return self._forward_dense(X, out)
+
+    def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
             self._model.forward(X, out)
             return out
@@ -510,6 +522,8 @@ class Network:
         return self._loss_from_checked(X, Y, loss)
 
     def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss)["loss"]
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -519,6 +533,8 @@ class Network:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
         ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep."""
         X, Y, loss = self._validated(X, Y, loss)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
         J = self._loss_and_grads(X, Y, loss)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
@@ -545,6 +561,8 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
         return self._step(X, Y, loss, optimizer)
 
     @property
@@ -590,10 +608,26 @@ class Network:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str) -> dict[str, float]:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss)
         out = {"loss": self._loss_from_checked(X, Y, loss)}
         if loss in CLASSIFICATION:
             right, total = correct_count(self._workspace(X.shape[1]).A[-1], Y, loss)
             out["accuracy"] = right / total
+        return out
+
+    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str) -> dict[str, float]:
+        """Loss (and accuracy) chunk by chunk: J = Σ_chunks J_c d_c / d."""
+        total, right, judged = 0.0, 0, 0
+        for s, e, Xc in X.chunks(self.dtype):
+            Yc = Y[..., s:e]
+            total += self._loss_from_checked(Xc, Yc, loss) * (e - s)
+            if loss in CLASSIFICATION:
+                r, j = correct_count(self._workspace(e - s).A[-1], Yc, loss)
+                right, judged = right + r, judged + j
+        out = {"loss": total / X.shape[1]}
+        if loss in CLASSIFICATION:
+            out["accuracy"] = right / judged
         return out
 
     def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
@@ -649,7 +683,8 @@ class Network:
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        gather = shuffle and self._model is None  # the fused path gathers into its own workspace
+        sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
+        gather = (shuffle and self._model is None) or sparse  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
@@ -662,8 +697,8 @@ class Network:
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
                 t0 = time.perf_counter()
-                order = rng.permutation(n) if shuffle else None
-                run = self._fused_epoch if self._model is not None else self._python_epoch
+                order = rng.permutation(n) if shuffle else (np.arange(n) if sparse else None)
+                run = self._fused_epoch if self._model is not None and not sparse else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
                 except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
@@ -729,14 +764,21 @@ class Network:
                 _gather(Y, idx, yb)
             else:
                 xb, yb = X[:, s:e], Y[..., s:e]
-            J, applied = self._try_step(xb, yb, loss, optimizer)
+            if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
+                self._bind_optimizer(optimizer)
+                ls, _, r, j, _, diverged, bad, _ = self._model.run_batches(
+                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss], classify, False)
+                J, applied = (bad, False) if diverged else (ls / (e - s), True)
+            else:
+                J, applied = self._try_step(xb, yb, loss, optimizer)
+                if applied and classify:
+                    r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
             if not applied:
                 self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
                 continue
             total += J * (e - s)
             seen += e - s
             if classify:
-                r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
                 right, judged = right + r, judged + j
             progress.batch(epoch, bi, J)
             if cbs:

@@ -3,10 +3,9 @@ pynn's pools and NumPy's BLAS; the counts are put back afterwards."""
 
 import numpy as np
 import pytest
+import threadpoolctl  # a dependency of pynn
 
 import pynn
-
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
 def _blas_threads():
