@@ -46,6 +46,7 @@ from ._threads import get_num_threads, set_num_threads
 from .backends import available_backends
 from .gradcheck import gradcheck
 from .io import load
+from .many import fit_many
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
 from .training import Callback, Diverged, History
@@ -61,6 +62,7 @@ __all__ = [
     "Optimizer",
     "SGD",
     "available_backends",
+    "fit_many",
     "get_num_threads",
     "gradcheck",
     "load",
