@@ -9,7 +9,9 @@ import pynn
 
 
 def _blas_threads():
-    return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+    """Threads of the BLAS pools pynn calls: NumPy's and the compiled core's (not SciPy's own)."""
+    return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+                  and ("numpy" in i["filepath"] or "scipy_openblas32" in i["filepath"]))
 
 
 def _fit(backend, threads, deterministic, callbacks=()):
