@@ -50,18 +50,24 @@ def main() -> None:
     make = lambda: [pynn.Network.from_sizes([64, 32, 10], backend=args.backend, seed=s) for s in range(K)]  # noqa: E731
     kw = dict(loss="cross_entropy", epochs=E, batch_size=32)
 
+    cpu = {}  # contender -> CPU seconds / wall seconds of each round (> 1: more than one core used)
+
     def sequential(deterministic):
         nets = make()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for s, net in enumerate(nets):
             net.fit(X, y, optimizer=pynn.Adam(0.01), seed=s, deterministic=deterministic, **kw)
-        return time.perf_counter() - t0, nets
+        wall = time.perf_counter() - t0
+        cpu.setdefault(f"sequential {deterministic}", []).append((time.process_time() - c0) / wall)
+        return wall, nets
 
     def many():
         nets = make()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pynn.fit_many(nets, X, y, optimizers=[pynn.Adam(0.01) for _ in nets], seeds=list(range(K)), **kw)
-        return time.perf_counter() - t0, nets
+        wall = time.perf_counter() - t0
+        cpu.setdefault("many", []).append((time.process_time() - c0) / wall)
+        return wall, nets
 
     # validate first: fit_many equals the deterministic sequential fits bit for bit
     ref, got = sequential(True)[1], many()[1]
@@ -81,11 +87,12 @@ def main() -> None:
             times[name].append(run())
     others = probe.stop()
     med = {name: statistics.median(t) for name, t in times.items()}
+    cores = dict(zip(contenders, (statistics.median(cpu[k]) for k in ("sequential False", "sequential True", "many"))))
     rows = [[name, f"{med[name] * 1e3:.0f} ms", f"{min(t) * 1e3:.0f}–{max(t) * 1e3:.0f} ms",
-             f"{med[name] / med['fit_many']:.2f}×"] for name, t in times.items()]
+             f"{med[name] / med['fit_many']:.2f}×", f"{cores[name]:.2f}"] for name, t in times.items()]
     print(f"\nK = {K} networks 64-32-10 on digits, {E} epochs each, batch 32, backend {make()[0].backend}, "
           f"{args.rounds} rounds")
-    print(markdown_table(["contender", "median", "range", "time / fit_many"], rows, n_left=1))
+    print(markdown_table(["contender", "median", "range", "time / fit_many", "CPU s / wall s"], rows, n_left=1))
 
     # deterministic cost
     rng = np.random.default_rng(0)
