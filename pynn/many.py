@@ -10,11 +10,13 @@ thread count — equal, bit for bit, to ``net.fit(..., deterministic=True)`` on 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from . import _validate as V
+from ._sparse import SparseRows
 from ._threads import single_threaded
 from .network import Network
 from .optimizers import Optimizer
@@ -135,12 +137,12 @@ def fit_many(nets: Sequence[Network], X: Any, Y: Any, *, loss: str, optimizers: 
         else:
             net._check_loss(loss)
         data.append(checked[key])
-    # pynn's fit takes the arrays back as they are: checked, cast and laid out, no copy
-    unwrap = lambda A: A.csr if hasattr(A, "csr") else A  # noqa: E731 - a SparseRows goes back as its CSR
+    def unwrap(A):  # fit takes the checked arrays back as they are (a SparseRows as its CSR): no copy
+        return A.csr if isinstance(A, SparseRows) else A
 
     def train(i: int) -> History:
         Xc, Yc, lossc, val = data[i]
-        numba = __import__("sys").modules.get("numba")
+        numba = sys.modules.get("numba")
         if numba is not None:  # Numba's thread count is per thread
             numba.set_num_threads(1)
         return nets[i].fit(unwrap(Xc), Yc, loss=lossc, optimizer=opts[i], epochs=epochs_[i],
