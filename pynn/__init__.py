@@ -50,6 +50,7 @@ from ._threads import get_num_threads, set_num_threads
 from .backends import available_backends
 from .gradcheck import gradcheck
 from .io import load
+from .many import fit_many
 from .network import Dense, Network
 from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
 from .training import Callback, Diverged, History
@@ -68,6 +69,7 @@ __all__ = [
     "Rprop",
     "SGD",
     "available_backends",
+    "fit_many",
     "get_num_threads",
     "gradcheck",
     "health",
