@@ -48,7 +48,7 @@ from .gradcheck import gradcheck
 from .io import load
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
-from .training import Callback, Diverged, History
+from .training import Callback, Diverged, EarlyStopping, History
 from . import schedules
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Callback",
     "Dense",
     "Diverged",
+    "EarlyStopping",
     "History",
     "Network",
     "Optimizer",

@@ -20,9 +20,10 @@ import numpy as np
 from . import _validate as V
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
+from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses
 from .optimizers import Optimizer
-from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
+from .training import (Callback, Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count,
+                       correct_share, sigint_deferred)
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
 _log = logging.getLogger("pynn")
@@ -440,33 +441,49 @@ class Network:
             k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
             A = Al
 
-    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace) -> None:
-        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards."""
+    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace,
+                  scale: np.ndarray | None = None) -> None:
+        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards.
+        ``scale`` (d,) multiplies each example's output gradient: sample weights as s_i d / Σ s."""
         k, dA, L = self._k, ws.grad(), len(self.layers)
         stem, Yhat = self._stems[-1], ws.A[-1]
         if (stem, loss) in CANONICAL:  # dZ(L) = (Yhat - Y) / d, then straight into the dense backward
             k.output_backward(Yhat, Y, dA[-1])
+            if scale is not None:
+                dA[-1] *= scale
             A_prev = ws.A[-2] if L > 1 else X
             k.dense_backward(dA[-1], A_prev, self.layers[-1]._W, self._dW[-1], self._db[-1],
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
             getattr(k, f"{loss}_backward")(Yhat, Y, dA[-1])
+            if scale is not None:
+                dA[-1] *= scale
             top = L - 1
         for l in range(top, -1, -1):
             A_prev = ws.A[l - 1] if l > 0 else X
             k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
-    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
-        """Forward, loss and backward on validated inputs; gradients land in self._grads."""
-        if self._model is not None:
+    def _weighted_loss(self, ws: _Workspace, Y: np.ndarray, loss: str, s: np.ndarray) -> float:
+        """J = Σ s_i L_i / Σ s_i after a forward pass."""
+        L = example_losses(self._k, loss, self._stems[-1], ws.Z_out, ws.A[-1], Y)
+        return float(np.dot(s, L) / s.sum())
+
+    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
+        """Forward, loss and backward on validated inputs; gradients land in self._grads.
+        ``s``: validated sample weights (float64, (d,)); the weighted loss takes the kernel path."""
+        if self._model is not None and s is None:
             return self._model.loss(X, Y, _LOSS_CODE[loss], True)
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
-        J = self._loss_value(ws, Yd, loss, ws.Z_out)
-        self._backward(X, Yd, loss, ws)
+        if s is None:
+            J = self._loss_value(ws, Yd, loss, ws.Z_out)
+            self._backward(X, Yd, loss, ws)
+            return J
+        J = self._weighted_loss(ws, Yd, loss, s)
+        self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype))
         return J
 
     def _validated(self, X: Any, Y: Any, loss: Any, names: tuple[str, str] = ("X", "Y")
@@ -478,36 +495,47 @@ class Network:
         Y = self._check_targets(Y, loss, X.shape[1], names[1])
         return X, Y, loss
 
-    def loss(self, X: Any, Y: Any, loss: str) -> float:
+    @staticmethod
+    def _weights(sample_weight: Any, X: np.ndarray, name: str = "sample_weight") -> np.ndarray | None:
+        return None if sample_weight is None else V.sample_weights(sample_weight, X.shape[1], name)
+
+    def loss(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> float:
         """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``.
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
-        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``).
+        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``). With ``sample_weight`` (shape
+        ``(d,)``, non-negative, finite, not all zero) it is the weighted mean
+        ``Σ_i s_i L_i / Σ_i s_i``; integer weights count an example that many times.
         """
         X, Y, loss = self._validated(X, Y, loss)
-        return self._loss_from_checked(X, Y, loss)
+        return self._loss_from_checked(X, Y, loss, self._weights(sample_weight, X))
 
-    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
+    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
+        if s is not None:
+            return self._weighted_loss(ws, Yd, loss, s)
         return self._loss_value(ws, Yd, loss, ws.Z_out)
 
-    def loss_and_grads(self, X: Any, Y: Any, loss: str) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+    def loss_and_grads(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None
+                       ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
-        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep."""
+        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep.
+        ``sample_weight`` makes ``J`` the weighted mean, as in :meth:`loss`."""
         X, Y, loss = self._validated(X, Y, loss)
-        J = self._loss_and_grads(X, Y, loss)
+        J = self._loss_and_grads(X, Y, loss, self._weights(sample_weight, X))
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
-    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer) -> float:
+    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
         """One update on one batch; returns ``J`` before the update.
 
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
+        ``sample_weight`` (shape ``(d,)``) makes ``J`` the weighted mean, as in :meth:`loss`.
         """
         model = self._model
-        if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
+        if model is not None and sample_weight is None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
                 and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer):
             # fast path: the core checks shapes and values itself and leaves everything
             # untouched when they are not ones it takes as they are
@@ -523,7 +551,7 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
-        return self._step(X, Y, loss, optimizer)
+        return self._step(X, Y, loss, optimizer, self._weights(sample_weight, X))
 
     @property
     def _fused_losses(self) -> frozenset:
@@ -549,40 +577,48 @@ class Network:
     def _diverged(cls, J: float) -> None:
         raise Diverged(cls._divergence_message(J))
 
-    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> tuple[float, bool]:
+    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+                  s: np.ndarray | None = None) -> tuple[float, bool]:
         """(J, whether the update was applied): a step whose loss, gradient or updated weights
         would not be finite changes nothing."""
-        if self._model is not None:
+        if self._model is not None and s is None:
             self._bind_optimizer(optimizer)
             return self._model.train_step(X, Y, _LOSS_CODE[loss])
-        J = self._loss_and_grads(X, Y, loss)
+        J = self._loss_and_grads(X, Y, loss, s)
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
         return J, ok
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
-        J, applied = self._try_step(X, Y, loss, optimizer)
+    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+              s: np.ndarray | None = None) -> float:
+        J, applied = self._try_step(X, Y, loss, optimizer, s)
         if not applied:
             self._diverged(J)
         return J
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str) -> dict[str, float]:
-        out = {"loss": self._loss_from_checked(X, Y, loss)}
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> dict[str, float]:
+        out = {"loss": self._loss_from_checked(X, Y, loss, s)}
         if loss in CLASSIFICATION:
-            right, total = correct_count(self._workspace(X.shape[1]).A[-1], Y, loss)
-            out["accuracy"] = right / total
+            Yhat = self._workspace(X.shape[1]).A[-1]
+            if s is None:
+                right, total = correct_count(Yhat, Y, loss)
+                out["accuracy"] = right / total
+            else:  # the weighted share of examples right (sklearn's accuracy_score(sample_weight=))
+                out["accuracy"] = float(np.dot(s, correct_share(Yhat, Y, loss)) / s.sum())
         return out
 
-    def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
-        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy)."""
+    def evaluate(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> dict[str, float]:
+        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
+        With ``sample_weight`` both are weighted means over the examples."""
         X, Y, loss = self._validated(X, Y, loss)
-        return self._evaluate(X, Y, loss)
+        return self._evaluate(X, Y, loss, self._weights(sample_weight, X))
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, sample_weight: Any = None, class_weight: Any = None,
+            validation_fraction: float | None = None) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -591,7 +627,20 @@ class Network:
         from ``seed`` (the same seed gives the same training) and gathers each batch into a
         reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
-        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training
+        (:class:`pynn.EarlyStopping` does so when a monitored log stops improving).
+
+        ``validation_fraction=f`` holds out ``ceil(f * n)`` examples, drawn from ``seed`` before
+        training, as ``validation_data`` (stratified by class for cross_entropy and one-output
+        bce, as sklearn's ``train_test_split(stratify=y)``); the training part is copied once.
+
+        ``sample_weight`` (shape ``(n,)``, non-negative, finite, not all zero) weights each
+        example: every batch's loss is ``Σ s_i L_i / Σ s_i`` over the batch (per batch, as
+        scikit-learn's MLP and Keras do), a batch whose weights are all zero is skipped, and the
+        logged loss and accuracy are weighted means. ``class_weight`` (a dict ``{class: weight}``,
+        unnamed classes 1, or ``"balanced"``: ``n / (k * bincount(y))`` over the training part,
+        as sklearn's ``compute_class_weight``) multiplies into it; it needs cross_entropy or bce
+        with one output. Weighted training takes the per-kernel path of the backend.
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -604,27 +653,49 @@ class Network:
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
+        s = self._weights(sample_weight, X)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             val = self._validated(validation_data[0], validation_data[1], loss,
                                   ("validation_data[0]", "validation_data[1]"))[:2]
+        rng = np.random.default_rng(seed)
+        if validation_fraction is not None:
+            if val is not None:
+                raise ValueError("give validation_data or validation_fraction, not both")
+            f = V.check_float(validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+            tr, va = V.split_indices(X.shape[1], f, V.class_labels(Y, loss), rng)
+            val = (np.asfortranarray(X[:, va]), Y[..., va])
+            if s is not None:
+                val += (s[va],) if s[va].any() else ()
+                s = V.sample_weights(s[tr], tr.size, "sample_weight (the training part)")
+            X, Y = np.asfortranarray(X[:, tr]), np.asfortranarray(Y[..., tr])
+        if class_weight is not None:
+            cw = V.class_weights(class_weight, V.class_labels(Y, loss), max(self._widths[-1], 2))
+            s = V.sample_weights(cw if s is None else s * cw, X.shape[1], "sample_weight × class_weight")
+        logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
+        logged |= {f"val_{k}" for k in logged} if val is not None else set()
 
+        for cb in cbs:
+            if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
+                raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
+                                 f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
         n = X.shape[1]
         bs = min(batch_size, n)
         n_batches = -(-n // bs)
-        rng = np.random.default_rng(seed)
         history = History()
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        gather = shuffle and self._model is None  # the fused path gathers into its own workspace
+        fused = self._model is not None and s is None  # weighted training takes the per-kernel path
+        gather = shuffle and not fused  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
+        Sb = np.empty(bs) if gather and s is not None else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
-        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
+        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, s, Sb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
         with sigint_deferred(stop_flag):
@@ -633,7 +704,7 @@ class Network:
                     cb.on_epoch_begin(self, epoch, {})
                 t0 = time.perf_counter()
                 order = rng.permutation(n) if shuffle else None
-                run = self._fused_epoch if self._model is not None else self._python_epoch
+                run = self._fused_epoch if fused else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
                 except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
@@ -656,9 +727,9 @@ class Network:
                     break  # a callback asked to stop
                 logs = {"loss": total / seen if seen else math.nan}  # nan: every batch was refused
                 if classify:
-                    logs["accuracy"] = right / max(judged, 1)
+                    logs["accuracy"] = right / judged if judged else 0.0
                 if val is not None:
-                    for key, v in self._evaluate(val[0], val[1], loss).items():
+                    for key, v in self._evaluate(*val[:2], loss, *val[2:]).items():
                         logs[f"val_{key}"] = v
                 seconds = time.perf_counter() - t0
                 history.append(epoch, **logs, time=seconds)
@@ -685,7 +756,7 @@ class Network:
 
     def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb), stop_flag = ctx
         n = X.shape[1]
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):
@@ -697,16 +768,23 @@ class Network:
                 xb, yb = Xb[:, : e - s], Yb[..., : e - s]
                 _gather(X, idx, xb)
                 _gather(Y, idx, yb)
+                sb = None if sw is None else np.take(sw, idx, out=Sb[: e - s], mode="clip")
             else:
-                xb, yb = X[:, s:e], Y[..., s:e]
-            J, applied = self._try_step(xb, yb, loss, optimizer)
+                xb, yb, sb = X[:, s:e], Y[..., s:e], None if sw is None else sw[s:e]
+            if sb is not None and not sb.any():
+                continue  # Σ s_i = 0: nothing to learn from this batch
+            J, applied = self._try_step(xb, yb, loss, optimizer, sb)
             if not applied:
                 self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
                 continue
-            total += J * (e - s)
-            seen += e - s
+            size = e - s if sb is None else float(sb.sum())
+            total += J * size
+            seen += size
             if classify:
-                r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                if sb is None:
+                    r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                else:
+                    r, j = float(np.dot(sb, correct_share(self._workspace(e - s).A[-1], yb, loss))), size
                 right, judged = right + r, judged + j
             progress.batch(epoch, bi, J)
             if cbs:
