@@ -158,7 +158,7 @@ def sample_weights(s: object, d: int, name: str = "sample_weight") -> np.ndarray
     arr = _numeric(s, name)
     if arr.shape != (d,):
         raise ValueError(f"{name} must have shape ({d},), one weight per example; got shape {arr.shape}")
-    arr = np.asarray(arr, np.float64)
+    arr = np.ascontiguousarray(arr, np.float64)
     _check_finite(arr, name)
     if d and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative, got a minimum of {arr.min()}")

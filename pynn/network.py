@@ -472,9 +472,9 @@ class Network:
 
     def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
         """Forward, loss and backward on validated inputs; gradients land in self._grads.
-        ``s``: validated sample weights (float64, (d,)); the weighted loss takes the kernel path."""
-        if self._model is not None and s is None:
-            return self._model.loss(X, Y, _LOSS_CODE[loss], True)
+        ``s``: validated sample weights (float64, (d,)) or None."""
+        if self._model is not None:
+            return self._model.loss(X, Y, _LOSS_CODE[loss], True, s)
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -581,9 +581,9 @@ class Network:
                   s: np.ndarray | None = None) -> tuple[float, bool]:
         """(J, whether the update was applied): a step whose loss, gradient or updated weights
         would not be finite changes nothing."""
-        if self._model is not None and s is None:
+        if self._model is not None:
             self._bind_optimizer(optimizer)
-            return self._model.train_step(X, Y, _LOSS_CODE[loss])
+            return self._model.train_step(X, Y, _LOSS_CODE[loss], s)
         J = self._loss_and_grads(X, Y, loss, s)
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
@@ -640,7 +640,7 @@ class Network:
         logged loss and accuracy are weighted means. ``class_weight`` (a dict ``{class: weight}``,
         unnamed classes 1, or ``"balanced"``: ``n / (k * bincount(y))`` over the training part,
         as sklearn's ``compute_class_weight``) multiplies into it; it needs cross_entropy or bce
-        with one output. Weighted training takes the per-kernel path of the backend.
+        with one output.
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -688,7 +688,7 @@ class Network:
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        fused = self._model is not None and s is None  # weighted training takes the per-kernel path
+        fused = self._model is not None
         gather = shuffle and not fused  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
@@ -799,7 +799,7 @@ class Network:
         the GIL released; Python returns only between chunks, for progress and callbacks. The
         C++ core runs Python's signal handlers every 20 ms, so Ctrl-C stops it after a step;
         a model that cannot (the jitted one) is handed chunks of about 50 ms instead."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, _, stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (_, _, sw, _), stop_flag = ctx
         model = self._model
         batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
         chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
@@ -815,7 +815,7 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls)
+                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls, sw)
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):

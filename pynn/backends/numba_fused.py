@@ -208,10 +208,44 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
     return s / d
 
 
+@_jit
+def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw):
+    """J = Σ s_j L_j / Σ s_j, each L_j being _loss on a batch of that one column."""
+    L, m = acts.shape[0], Y.shape[0]
+    o = 0
+    for k in range(L - 1):
+        o += sizes[k + 1]
+    ws1 = np.empty(o + m, ws.dtype)  # the d = 1 workspace layout: only the output layer is read
+    Z1, Y1 = np.empty((m, 1), ws.dtype), np.empty((m, 1), ws.dtype)
+    A = _act_view(ws, sizes, L - 1, d)
+    num, den = 0.0, 0.0
+    for j in range(d):
+        if sw[j] == 0:
+            continue
+        for i in range(m):
+            ws1[o + i], Z1[i, 0], Y1[i, 0] = A[i, j], Zout[i, j], Y[i, j]
+        num += sw[j] * _loss(acts, sizes, ws1, Z1, Y1, loss, 1, eps)
+        den += sw[j]
+    return num / den
+
+
 # ---------------------------------------------------------------- backward
 @_jit
-def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps):
-    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer."""
+def _scale_columns(dZ, sw, d):
+    """Column j of dZ times s_j d / Σ s: the weighted mean's output gradient."""
+    total = 0.0
+    for j in range(d):
+        total += sw[j]
+    for j in range(d):
+        c = dZ.dtype.type(sw[j] * d / total)
+        for i in range(dZ.shape[0]):
+            dZ[i, j] *= c
+
+
+@_jit
+def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w):
+    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer;
+    with use_w the output gradient's columns are weighted by the sample weights sw."""
     one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
     e, dd = params.dtype.type(eps), params.dtype.type(d)
     L = acts.shape[0]
@@ -227,6 +261,8 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
             for i in range(h):  # the canonical pairs: dZ = (Yhat - Y) / d
                 for j in range(d):
                     dZ[i, j] = (A[i, j] - Y[i, j]) / dd
+            if use_w:
+                _scale_columns(dZ, sw, d)
         else:
             if l == L - 1:  # dJ/dYhat, then through the output activation below
                 for i in range(h):
@@ -239,6 +275,8 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                             dZ[i, j] = (p - y) / (p * (one - p)) / dd
                         else:
                             dZ[i, j] = -y / min(max(yh, e), one) / dd
+                if use_w:
+                    _scale_columns(dZ, sw, d)
             if act == SOFTMAX:
                 for j in range(d):
                     s = zero
@@ -340,22 +378,25 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, t, undo):
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, sw, use_w, kind, hyper, v, m,
+          t, undo):
     _forward(params, offs, sizes, acts, X, ws, Zout, d)
-    J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
-    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
+    J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw) if use_w else _loss(acts, sizes, ws, Zout, Y,
+                                                                                          loss, d, eps)
+    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w)
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, undo, count_correct):
-    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, kind, hyper, v, m, t, undo, count_correct):
+    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
+    (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
     one, zero = params.dtype.type(1), params.dtype.type(0)
-    loss_sum, seen, right, judged, done = 0.0, 0, 0, 0, 0
+    loss_sum, seen, right, judged, done = 0.0, 0.0, 0.0, 0.0, 0
     diverged, bad = False, 0.0
     for kb in range(first, first + count):
         s = kb * bs
@@ -373,13 +414,23 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             else:
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
-        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, kind,
-                           hyper, v, m, t, undo)
+            if use_w:
+                Sb[j] = sw[c]
+        size = float(nb)
+        if use_w:
+            size = 0.0
+            for j in range(nb):
+                size += Sb[j]
+            if size == 0:  # Σ s_i = 0: nothing to learn from this batch
+                done += 1
+                continue
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, Sb,
+                           use_w, kind, hyper, v, m, t, undo)
         if not applied:
             diverged, bad = True, J
             break
-        loss_sum += J * nb
-        seen += nb
+        loss_sum += J * size
+        seen += size
         done += 1
         if count_correct:
             A = _act_view(ws, sizes, acts.shape[0] - 1, nb)
@@ -391,13 +442,20 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                             best = i
                         if Yb[i, j] > Yb[truth, j]:
                             truth = i
-                    right += best == truth
-                judged += nb
-            else:
-                for i in range(mo):
-                    for j in range(nb):
-                        right += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
-                judged += mo * nb
+                    w = Sb[j] if use_w else 1.0
+                    right += w * (best == truth)
+                    judged += w
+            else:  # with weights: each example's share of outputs right, times its weight
+                for j in range(nb):
+                    r = 0.0
+                    for i in range(mo):
+                        r += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
+                    if use_w:
+                        right += Sb[j] * r / mo
+                        judged += Sb[j]
+                    else:
+                        right += r
+                        judged += mo
     return loss_sum, seen, right, judged, done, diverged, bad
 
 
@@ -440,6 +498,7 @@ class Model:
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
         self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
+        self._no_weights = np.zeros(1, np.float64)
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -485,19 +544,30 @@ class Model:
         _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
         out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
 
-    def loss(self, X, Y, loss: int, grads: bool) -> float:
+    def _weights(self, s, d: int):
+        if s is None:
+            return self._no_weights, False
+        if type(s) is not np.ndarray or s.dtype != np.float64 or s.shape != (d,):
+            raise InvalidInput("sample_weight must be a float64 array of one weight per example")
+        return s, True
+
+    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None) -> float:
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
-        J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
+        if use_w:
+            J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw)
+        else:
+            J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
         if grads:
             _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
-                      self.eps)
+                      self.eps, sw, use_w)
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
@@ -509,27 +579,31 @@ class Model:
         hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm], np.float64)
         self._opt = (ADAM, hyper, v, m, t, self._undo)
 
-    def train_step(self, X, Y, loss: int):
+    def train_step(self, X, Y, loss: int, sample_weight=None):
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, *self._opt)
+                     ws[4], d, self.eps, sw, use_w, *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
 
-    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False):
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
+                    sample_weight=None):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
+        sw, use_w = self._weights(sample_weight, N)
+        Sb = np.empty(bs if use_w else 1)
         ws = self._ws(bs)
         use_order = order is not None
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct) + (None,)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, *self._opt, count_correct) + (None,)
