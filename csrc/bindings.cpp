@@ -201,6 +201,13 @@ void bind(py::module_& m) {
         output_backward<T>(Yh, Y, dZ);
     }, "dZ = (Yhat - Y) / d", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dZ"_a.noconvert());
 
+    m.def("dropout_mask", [](uint64_t seed, uint64_t step, uint64_t layer, double p, Arr<T>& M_) {
+        auto M = out(M_, "M");
+        if (!(p >= 0 && p < 1)) fail("p must be in [0, 1)");
+        py::gil_scoped_release release;
+        dropout_mask<T>(seed, step, layer, p, M);
+    }, "M = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1-p)",
+       "seed"_a, "step"_a, "layer"_a, "p"_a, "M"_a.noconvert());
     m.def("layer_forward", [](const Arr<T>& W_, const Arr<T>& A_, const Arr<T>& b_, const std::string& act_,
                               Arr<T>& Z_, Arr<T>& Aout_) {
         Act act = parse_act(act_);
@@ -274,6 +281,7 @@ struct PyModel {
     Model<T> model;
     OptState<T> opt;
     py::list opt_arrays;      // keeps the optimizer's state arrays alive
+    py::object drop_step;     // keeps the dropout step counter alive
 
     PyModel(Arr<T> p, Arr<T> g, std::vector<idx> sizes, std::vector<Act> acts)
         : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
@@ -415,6 +423,14 @@ void bind_model(py::module_& m, const char* name) {
             self.opt_arrays.append(m_); self.opt_arrays.append(v); self.opt_arrays.append(t);
         }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
            "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert(), "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
+        .def("set_dropout", [](PM& self, std::vector<double> rates, uint64_t seed, py::array_t<int64_t, 0>& step) {
+            if (idx(rates.size()) != self.model.n_layers()) fail("rates must hold one rate per layer");
+            for (double p : rates) if (!(p >= 0 && p < 1)) fail("rates must be in [0, 1)");
+            if (step.ndim() != 1 || step.shape(0) != 1 || !step.writeable()) fail("step must be a writable 1-element int64 array");
+            self.model.set_dropout(std::move(rates), seed, step.mutable_data());
+            self.drop_step = step;
+        }, "inverted dropout per layer in training steps; masks from (seed, step[0], layer)", "rates"_a, "seed"_a,
+           "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
                                const Weights& s_) {

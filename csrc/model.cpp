@@ -38,11 +38,15 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         }
     }
     if (!ws) ws = std::make_unique<Workspace<T>>();
-    if (ws->cap < d) {
+    bool drop = drop_step_ != nullptr;
+    if (ws->cap < d || (drop && !ws->has_dropout)) {
+        d = std::max(d, ws->cap);
         idx L = idx(acts_.size()), m = n_out(), hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
         idx total = 0;
         for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d;
         total += m * d + 2 * hmax * d + n_in() * d + m * d;
+        idx act_total = total - (m * d + 2 * hmax * d + n_in() * d + m * d);
+        if (drop) total += 2 * act_total;
         ws->buf.assign(size_t(total), T(0));
         T* p = ws->buf.data();
         ws->A.resize(size_t(L));
@@ -51,7 +55,14 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         ws->dA[0] = p; p += hmax * d;
         ws->dA[1] = p; p += hmax * d;
         ws->Xb = p; p += n_in() * d;
-        ws->Yb = p;
+        ws->Yb = p; p += m * d;
+        ws->M.assign(size_t(L), nullptr);
+        ws->D.assign(size_t(L), nullptr);
+        if (drop) {
+            for (idx l = 0; l < L; ++l) { ws->M[l] = p; p += sizes_[l + 1] * d; }
+            for (idx l = 0; l < L; ++l) { ws->D[l] = p; p += sizes_[l + 1] * d; }
+        }
+        ws->has_dropout = drop;
         ws->Ib.assign(size_t(d), 0);
         ws->Sb.assign(size_t(d), 0.0);
         ws->cap = d;
@@ -79,7 +90,14 @@ void Model<T>::forward(CMat<T> X, Mat<T> out) {
 }
 
 template <class T>
-void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d) {
+void Model<T>::set_dropout(std::vector<double> rates, uint64_t seed, int64_t* step) {
+    rates_ = std::move(rates);
+    drop_seed_ = seed;
+    drop_step_ = step;
+}
+
+template <class T>
+void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
     idx L = idx(acts_.size());
     CMat<T> A = X;
     for (idx l = 0; l < L; ++l) {
@@ -87,6 +105,12 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d) {
         Mat<T> Z = l == L - 1 ? Mat<T>{ws.Z_out, n_out(), d, 1, n_out()} : Al;
         layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al);
         A = Al;
+        if (dropped(l, train)) {  // the next layer reads D = A ⊙ M; A itself stays for act'(A)
+            idx h = sizes_[l + 1];
+            dropout_mask<T>(drop_seed_, uint64_t(*drop_step_), uint64_t(l), rates_[size_t(l)], {ws.M[l], h, d, 1, h});
+            for (idx k = 0; k < h * d; ++k) ws.D[l][k] = ws.A[l][k] * ws.M[l][k];
+            A = CMat<T>{ws.D[l], h, d, 1, h};
+        }
     }
 }
 
@@ -129,10 +153,14 @@ static void scale_columns(Mat<T> dZ, const double* s) {
 }
 
 template <class T>
-void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s) {
+void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
     idx L = idx(acts_.size());
     auto dA = [&](idx l) { return Mat<T>{ws.dA[l % 2], sizes_[l + 1], d, 1, sizes_[l + 1]}; };
-    auto A_prev = [&](idx l) { return l > 0 ? CMat<T>(act_view(ws, l - 1, d)) : X; };
+    auto A_prev = [&](idx l) {
+        if (l == 0) return X;
+        if (dropped(l - 1, train)) return CMat<T>{ws.D[l - 1], sizes_[l], d, 1, sizes_[l]};
+        return CMat<T>(act_view(ws, l - 1, d));
+    };
     CMat<T> Yhat = act_view(ws, L - 1, d);
     idx top;
     if (canonical(acts_.back(), loss)) {  // dZ(L) = (Yhat - Y) / d, then the dense backward
@@ -149,6 +177,8 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
     }
     for (idx l = top; l >= 0; --l) {
         Mat<T> dAl = dA(l), dAp = l > 0 ? dA(l - 1) : Mat<T>{};
+        if (dropped(l, train))  // back through the mask: dA ⊙ M
+            for (idx k = 0; k < dAl.rows * d; ++k) dAl.p[k] *= ws.M[l][k];
         layer_backward<T>(dAl, act_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
@@ -208,9 +238,10 @@ bool Model<T>::update(const OptState<T>& opt) {
 template <class T>
 double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d,
                          bool* applied, const double* s) {
-    forward_train(ws, X, d);
+    forward_train(ws, X, d, true);
     double J = loss_value(ws, Y, loss, d, s);
-    backward(ws, X, Y, loss, d, s);
+    backward(ws, X, Y, loss, d, s, true);
+    if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
     *applied = (J - J) == 0 && all_finite(grads_, n_params_) && update(opt);
     return J;

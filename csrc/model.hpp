@@ -48,6 +48,8 @@ struct Workspace {
     T* Yb = nullptr;    // gathered or one-hot targets (m, cap)
     std::vector<int64_t> Ib;  // gathered class indices
     std::vector<double> Sb;   // gathered sample weights
+    std::vector<T*> M, D;     // dropout: mask M[l] and masked output D[l] = A[l] * M[l] (h_l, cap)
+    bool has_dropout = false;
 };
 
 struct EpochStats {
@@ -80,7 +82,13 @@ class Model {
                            Loss loss, const OptState<T>& opt, bool count_correct,
                            const std::function<bool()>& stop = {}, const double* s = nullptr);
 
+    // Inverted dropout on layer l's output with probability rates[l] in training steps (not in
+    // forward or loss); the masks come from dropout_mask(seed, *step, l), and every training
+    // step increments *step (a 1-element array owned by Python).
+    void set_dropout(std::vector<double> rates, uint64_t seed, int64_t* step);
+
     idx n_in() const { return sizes_.front(); }
+    idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
     idx n_params() const { return n_params_; }
 
@@ -94,13 +102,18 @@ class Model {
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Workspace<T>>> pool_;
     std::vector<T> undo_;  // what an update overwrites, to take back one whose result is not finite
+    std::vector<double> rates_;
+    uint64_t drop_seed_ = 0;
+    int64_t* drop_step_ = nullptr;  // null: no dropout
 
     std::unique_ptr<Workspace<T>> acquire(idx d);
     void release(std::unique_ptr<Workspace<T>> ws);
     Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
-    void forward_train(Workspace<T>& ws, CMat<T> X, idx d);
+    void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
+    bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);
-    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);
+    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
+                  bool train = false);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied,
                    const double* s = nullptr);

@@ -77,6 +77,12 @@ class Dense:
         ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
         ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
         a pair of arrays gives the weights. Biases start at zero.
+    dropout : float
+        Inverted dropout on this layer's output in training (``train_step``, ``fit``): each
+        activation is zeroed with probability ``dropout`` and the rest scaled by
+        ``1 / (1 - dropout)``, as ``torch.nn.Dropout``; ``forward``, ``predict``, ``loss``,
+        ``loss_and_grads`` and ``evaluate`` use no dropout. The masks are drawn from the
+        network's ``seed`` (or ``fit``'s), the same on every backend. Not on the output layer.
 
     Notes
     -----
@@ -92,9 +98,11 @@ class Dense:
     ((3, 2), (3, 1))
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None) -> None:
+    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None,
+                 dropout: float = 0.0) -> None:
         self.n_in = V.check_int(n_in, "n_in")
         self.n_out = V.check_int(n_out, "n_out")
+        self.dropout = V.check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self._stem = activation_stem(activation)
         self.activation = activation
         self._W: np.ndarray | None = None
@@ -179,7 +187,8 @@ class Dense:
         self._W, self._b, self._net = W, b, net
 
     def __repr__(self) -> str:
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"
+        extra = f", dropout={self.dropout}" if self.dropout else ""
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
 
 
 class _Workspace:
@@ -194,6 +203,14 @@ class _Workspace:
         self.Z_out = np.empty((widths[-1], d), dtype, order="F")  # output logits, kept for the loss
         self.onehot: np.ndarray | None = None
         self.cols = np.arange(d)
+        self.M: dict[int, np.ndarray] = {}  # dropout: layer -> mask, and the masked output A ⊙ M
+        self.D: dict[int, np.ndarray] = {}
+
+    def dropout_buffers(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        if l not in self.M:
+            shape = (self._widths[l], self.d)
+            self.M[l], self.D[l] = np.empty(shape, self._dtype, order="F"), np.empty(shape, self._dtype, order="F")
+        return self.M[l], self.D[l]
 
     def grad(self) -> list[np.ndarray]:
         if self._grad is None:
@@ -236,6 +253,9 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a pynn.Dense, got {type(layer).__name__}")
             if layer._net is not None:
                 raise ValueError(f"layers[{i}] already belongs to a Network; create a new Dense for each network")
+            if layer.dropout and i == len(layers) - 1:
+                raise ValueError(f"layers[{i}] is the output layer and cannot have dropout (got dropout="
+                                 f"{layer.dropout}); put it on the hidden layers")
             if layer._stem in OUTPUT_ONLY and i != len(layers) - 1:
                 raise ValueError(f"layers[{i}] has activation {layer.activation!r}, which is allowed only in the "
                                  f"output layer (the last of {len(layers)})")
@@ -276,6 +296,10 @@ class Network:
         self._widths = [l.n_out for l in layers]
         self._stems = [l._stem for l in layers]
         self._tls = threading.local()  # per-thread workspaces: concurrent predicts don't share buffers
+        self._rates = [l.dropout for l in layers]
+        self._dropout = any(self._rates)
+        self._drop_step = np.zeros(1, np.int64)  # training steps taken: the masks' counter
+        self._drop_seed = (seed if seed is not None else int(np.random.SeedSequence().entropy)) & (2**63 - 1)
         self._make_model()
 
     def _make_model(self) -> None:
@@ -287,10 +311,13 @@ class Network:
             cls = self._k.Model32 if self.dtype == np.float32 else self._k.Model64
             self._model = cls(self._params, self._grads, self.sizes, self._stems)
             self._InvalidInput = self._k.InvalidInput
+            if self._dropout:
+                self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
         elif self.backend == "numba":
             from .backends import numba_fused
 
-            if self._params.size <= numba_fused.MAX_PARAMS:  # small: one jitted call per step
+            # small: one jitted call per step; dropout nets take the per-kernel path
+            if self._params.size <= numba_fused.MAX_PARAMS and not self._dropout:
                 self._model = numba_fused.Model(self._params, self._grads, self.sizes, self._stems)
                 self._InvalidInput = numba_fused.InvalidInput
 
@@ -432,27 +459,40 @@ class Network:
             return getattr(k, FROM_LOGITS[stem, loss])(Z_out, Y)
         return getattr(k, f"{loss}_forward")(ws.A[-1], Y)
 
-    def _forward_train(self, X: np.ndarray, ws: _Workspace) -> None:
-        """Forward keeping what the backward needs: every A, and the output logits Z(L)."""
+    def _dropped(self, l: int, train: bool) -> bool:
+        return train and self._rates[l] > 0
+
+    def _forward_train(self, X: np.ndarray, ws: _Workspace, train: bool = False) -> None:
+        """Forward keeping what the backward needs: every A, and the output logits Z(L). In a
+        training step (``train``) a dropout layer's successor reads D = A ⊙ M, M drawn for this
+        step; A itself is kept for act'(A)."""
         k, A = self._k, X
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
             k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
             A = Al
+            if self._dropped(l, train):
+                M, D = ws.dropout_buffers(l)
+                k.dropout_mask(self._drop_seed, int(self._drop_step[0]), l, self._rates[l], M)
+                A = np.multiply(Al, M, out=D)
 
     def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace,
-                  scale: np.ndarray | None = None) -> None:
+                  scale: np.ndarray | None = None, train: bool = False) -> None:
         """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards.
-        ``scale`` (d,) multiplies each example's output gradient: sample weights as s_i d / Σ s."""
+        ``scale`` (d,) multiplies each example's output gradient: sample weights as s_i d / Σ s.
+        ``train``: back through the dropout masks of the forward (dA ⊙ M)."""
         k, dA, L = self._k, ws.grad(), len(self.layers)
+
+        def A_in(l):  # what layer l read: X, A(l-1), or A(l-1) ⊙ M(l-1) in a training step
+            return X if l == 0 else ws.D[l - 1] if self._dropped(l - 1, train) else ws.A[l - 1]
+
         stem, Yhat = self._stems[-1], ws.A[-1]
         if (stem, loss) in CANONICAL:  # dZ(L) = (Yhat - Y) / d, then straight into the dense backward
             k.output_backward(Yhat, Y, dA[-1])
             if scale is not None:
                 dA[-1] *= scale
-            A_prev = ws.A[-2] if L > 1 else X
-            k.dense_backward(dA[-1], A_prev, self.layers[-1]._W, self._dW[-1], self._db[-1],
+            k.dense_backward(dA[-1], A_in(L - 1), self.layers[-1]._W, self._dW[-1], self._db[-1],
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
@@ -461,8 +501,9 @@ class Network:
                 dA[-1] *= scale
             top = L - 1
         for l in range(top, -1, -1):
-            A_prev = ws.A[l - 1] if l > 0 else X
-            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
+            if self._dropped(l, train):
+                dA[l] *= ws.M[l]
+            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_in(l), dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
     def _weighted_loss(self, ws: _Workspace, Y: np.ndarray, loss: str, s: np.ndarray) -> float:
@@ -470,20 +511,23 @@ class Network:
         L = example_losses(self._k, loss, self._stems[-1], ws.Z_out, ws.A[-1], Y)
         return float(np.dot(s, L) / s.sum())
 
-    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
+    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                        train: bool = False) -> float:
         """Forward, loss and backward on validated inputs; gradients land in self._grads.
-        ``s``: validated sample weights (float64, (d,)) or None."""
-        if self._model is not None:
+        ``s``: validated sample weights (float64, (d,)) or None; ``train``: with dropout, the
+        masks of training step ``_drop_step[0]``."""
+        train = train and self._dropout
+        if self._model is not None and not train:
             return self._model.loss(X, Y, _LOSS_CODE[loss], True, s)
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
-        self._forward_train(X, ws)
+        self._forward_train(X, ws, train)
         if s is None:
             J = self._loss_value(ws, Yd, loss, ws.Z_out)
-            self._backward(X, Yd, loss, ws)
+            self._backward(X, Yd, loss, ws, None, train)
             return J
         J = self._weighted_loss(ws, Yd, loss, s)
-        self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype))
+        self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype), train)
         return J
 
     def _validated(self, X: Any, Y: Any, loss: Any, names: tuple[str, str] = ("X", "Y")
@@ -584,7 +628,9 @@ class Network:
         if self._model is not None:
             self._bind_optimizer(optimizer)
             return self._model.train_step(X, Y, _LOSS_CODE[loss], s)
-        J = self._loss_and_grads(X, Y, loss, s)
+        J = self._loss_and_grads(X, Y, loss, s, train=True)
+        if self._dropout:
+            self._drop_step[0] += 1  # the next step draws new masks
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
         return J, ok
@@ -681,6 +727,10 @@ class Network:
             if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
                 raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
                                  f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+        if self._dropout and seed is not None:  # fit's seed restarts the dropout stream
+            self._drop_seed, self._drop_step[0] = seed & (2**63 - 1), 0
+            if self._model is not None:
+                self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
         n = X.shape[1]
         bs = min(batch_size, n)
         n_batches = -(-n // bs)
@@ -847,5 +897,5 @@ class Network:
         save(self, path)
 
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
-        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
+        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), dropout=l.dropout) for l in self.layers]
         return Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
