@@ -169,3 +169,12 @@ def test_bad_dropout(p, exc):
 def test_no_dropout_on_the_output_layer():
     with pytest.raises(ValueError, match=r"layers\[1\] is the output layer and cannot have dropout"):
         pynn.Network([pynn.Dense(3, 4, "relu"), pynn.Dense(4, 2, "softmax", dropout=0.5)])
+
+
+def test_save_and_load_keep_the_rates(tmp_path, rng):
+    net = dropout_net("numpy", p=(0.25, 0.0))
+    net.save(tmp_path / "m.npz")
+    back = pynn.load(tmp_path / "m.npz")
+    assert [l.dropout for l in back.layers] == [0.25, 0.0, 0.0]
+    X = rng.normal(size=(5, 7))
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
