@@ -671,7 +671,8 @@ class Network:
 
         The data is validated and cast once; each epoch visits the examples in an order shuffled
         from ``seed`` (the same seed gives the same training) and gathers each batch into a
-        reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
+        reused buffer, so ``X`` is never copied whole; ``seed`` also restarts the dropout masks'
+        stream (see :class:`Dense`). ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
         functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training
         (:class:`pynn.EarlyStopping` does so when a monitored log stops improving).
