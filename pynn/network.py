@@ -311,15 +311,14 @@ class Network:
             cls = self._k.Model32 if self.dtype == np.float32 else self._k.Model64
             self._model = cls(self._params, self._grads, self.sizes, self._stems)
             self._InvalidInput = self._k.InvalidInput
-            if self._dropout:
-                self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
         elif self.backend == "numba":
             from .backends import numba_fused
 
-            # small: one jitted call per step; dropout nets take the per-kernel path
-            if self._params.size <= numba_fused.MAX_PARAMS and not self._dropout:
+            if self._params.size <= numba_fused.MAX_PARAMS:  # small: one jitted call per step
                 self._model = numba_fused.Model(self._params, self._grads, self.sizes, self._stems)
                 self._InvalidInput = numba_fused.InvalidInput
+        if self._model is not None and self._dropout:
+            self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod

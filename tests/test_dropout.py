@@ -63,7 +63,6 @@ def test_off_in_forward_loss_and_evaluate(backend, rng):
     plain = pynn.Network([pynn.Dense(l.n_in, l.n_out, l.activation, init=(l.W, l.b)) for l in net.layers],
                          dtype="float64", backend=backend)
     X, y = rng.normal(size=(5, 30)), rng.integers(0, 3, 30)
-    # (on numba the dropout net takes the per-kernel path, the plain one the fused: rounding apart)
     np.testing.assert_allclose(net.predict(X), plain.predict(X), rtol=1e-12, atol=1e-15)
     assert net.loss(X, y, "cross_entropy") == pytest.approx(plain.loss(X, y, "cross_entropy"), rel=1e-12)
     assert net.evaluate(X, y, "cross_entropy") == pytest.approx(plain.evaluate(X, y, "cross_entropy"), rel=1e-12)
@@ -124,10 +123,14 @@ def test_gradcheck_with_a_fixed_mask(backend, rng):
     assert net._drop_step[0] == 3  # computing a loss does not advance the mask stream
 
 
-def test_fit_equals_reference_on_every_backend(backend, dtype, rng):
+@pytest.mark.parametrize("path", ["fused", "per_kernel"])
+def test_fit_equals_reference_on_every_backend(backend, dtype, path, rng):
+    # the fused models (C++, Numba) and the per-kernel loop draw the same masks as the reference
     X = rng.normal(size=(5, 64)).astype(dtype)
     y = rng.integers(0, 3, 64)
     nets = [dropout_net(b, dtype) for b in ("numpy", backend)]
+    if path == "per_kernel":
+        nets[1]._model = None
     hs = [n.fit(X, y, loss="cross_entropy", optimizer=pynn.Adam(0.01), epochs=3, batch_size=16, seed=3)
           for n in nets]
     np.testing.assert_allclose(hs[1].loss, hs[0].loss, rtol=10 * NET_TOL[dtype])
@@ -154,10 +157,11 @@ def test_same_seed_same_training(backend, rng):
     np.testing.assert_array_equal(a._params, b._params)
 
 
-def test_numba_fused_model_declines_dropout():
+def test_numba_fused_model_takes_dropout_nets():
     pytest.importorskip("numba")
-    assert dropout_net("numba")._model is None
-    assert dropout_net("numba", p=(0, 0))._model is not None
+    from pynn.backends import numba_fused
+
+    assert isinstance(dropout_net("numba")._model, numba_fused.Model)
 
 
 @pytest.mark.parametrize("p,exc", [(1.0, ValueError), (-0.1, ValueError), ("half", TypeError)])

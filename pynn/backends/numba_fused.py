@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from pynn.backends.numba_kernels import _jit  # imports Numba with the pool's wait policy set
+from pynn.backends.numba_kernels import _dropout_mask, _jit  # imports Numba with the pool's wait policy set
 from pynn.backends.reference import LEAKY_SLOPE
 
 SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
@@ -131,8 +131,15 @@ def _input_grad(W, dZ, dP, d):
 
 # ---------------------------------------------------------------- forward
 @_jit
-def _forward(params, offs, sizes, acts, X, ws, Zout, d):
-    """Every layer's A into the workspace; the output logits also into Zout."""
+def _dropped(drop, l, train):
+    return train and drop[0][l] > 0
+
+
+@_jit
+def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
+    """Every layer's A into the workspace; the output logits also into Zout. In a training step
+    (``train``) a dropout layer's successor reads D = A ⊙ M, drop = (rates, seed, step, M's
+    workspace, D's workspace) and M = dropout_mask(seed, step, l); A stays for act'(A)."""
     one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
     L = acts.shape[0]
     for l in range(L):
@@ -140,6 +147,8 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d):
         h, n = W.shape
         if l == 0:
             _affine(W, b, X, A, d)
+        elif _dropped(drop, l - 1, train):
+            _affine(W, b, _act_view(drop[4], sizes, l - 1, d), A, d)
         else:
             _affine(W, b, _act_view(ws, sizes, l - 1, d), A, d)
         if l == L - 1:
@@ -161,6 +170,12 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d):
             for i in range(h):
                 for j in range(d):
                     A[i, j] = _value(act, A[i, j], one, zero, slope)
+        if _dropped(drop, l, train):
+            M, D = _act_view(drop[3], sizes, l, d), _act_view(drop[4], sizes, l, d)
+            _dropout_mask(drop[1][0], drop[2][0], l, drop[0][l], M, h, d)
+            for i in range(h):
+                for j in range(d):
+                    D[i, j] = A[i, j] * M[i, j]
 
 
 # ---------------------------------------------------------------- loss
@@ -243,9 +258,10 @@ def _scale_columns(dZ, sw, d):
 
 
 @_jit
-def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w):
+def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, train):
     """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer;
-    with use_w the output gradient's columns are weighted by the sample weights sw."""
+    with use_w the output gradient's columns are weighted by the sample weights sw; in a
+    training step, back through the dropout masks of the forward (dA ⊙ M)."""
     one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
     e, dd = params.dtype.type(eps), params.dtype.type(d)
     L = acts.shape[0]
@@ -264,6 +280,11 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
             if use_w:
                 _scale_columns(dZ, sw, d)
         else:
+            if _dropped(drop, l, train):
+                M = _act_view(drop[3], sizes, l, d)
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] *= M[i, j]
             if l == L - 1:  # dJ/dYhat, then through the output activation below
                 for i in range(h):
                     for j in range(d):
@@ -291,7 +312,7 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
         if l == 0:  # db = dZ·1, dW = dZ A_prevᵀ
             _weight_grads(dZ, X, dW, db, d)
         else:
-            _weight_grads(dZ, _act_view(ws, sizes, l - 1, d), dW, db, d)
+            _weight_grads(dZ, _act_view(drop[4] if _dropped(drop, l - 1, train) else ws, sizes, l - 1, d), dW, db, d)
             _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
 
 
@@ -378,19 +399,22 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, sw, use_w, kind, hyper, v, m,
-          t, undo):
-    _forward(params, offs, sizes, acts, X, ws, Zout, d)
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop, kind, hyper,
+          v, m, t, undo):
+    _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, True)
     J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw) if use_w else _loss(acts, sizes, ws, Zout, Y,
                                                                                           loss, d, eps)
-    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w)
+    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, True)
+    if drop[0].shape[0] > 0 and drop[0].max() > 0:
+        drop[2][0] += 1  # the next step draws new masks
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, kind, hyper, v, m, t, undo, count_correct):
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, kind, hyper, v, m, t, undo,
+                 count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
     (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
@@ -425,7 +449,7 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                 done += 1
                 continue
         J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, Sb,
-                           use_w, kind, hyper, v, m, t, undo)
+                           use_w, drop, kind, hyper, v, m, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -499,6 +523,15 @@ class Model:
         self._opt = None
         self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
         self._no_weights = np.zeros(1, np.float64)
+        self._rates, self._dseed, self._dstep = np.zeros(len(acts)), np.zeros(1, np.uint64), np.zeros(1, np.int64)
+
+    def set_dropout(self, rates, seed, step) -> None:
+        """Inverted dropout per layer in training steps, masks from (seed, step[0], layer); every
+        training step increments step[0] (the caller's 1-element int64 array), as the C++ model."""
+        self._rates, self._dseed, self._dstep = np.asarray(rates, np.float64), np.array([seed], np.uint64), step
+
+    def _drop(self, ws):
+        return self._rates, self._dseed, self._dstep, ws[7], ws[8]
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -507,7 +540,8 @@ class Model:
             total = int(sum(self.sizes[1:])) * cap
             cache = self._tls.ws = (cap, np.empty(total, self.dtype), np.empty((self.n_out, cap), self.dtype),
                                     np.empty(self.hmax * cap, self.dtype), np.empty(self.hmax * cap, self.dtype),
-                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype))
+                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype),
+                                    np.empty(total, self.dtype), np.empty(total, self.dtype))  # dropout M and D
         return cache
 
     def _batch(self, X):
@@ -541,7 +575,7 @@ class Model:
         if d == 0:
             return
         ws = self._ws(d)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
         out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
 
     def _weights(self, s, d: int):
@@ -560,14 +594,14 @@ class Model:
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
         if use_w:
             J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw)
         else:
             J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
         if grads:
             _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
-                      self.eps, sw, use_w)
+                      self.eps, sw, use_w, self._drop(ws), False)
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
@@ -589,7 +623,7 @@ class Model:
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, sw, use_w, *self._opt)
+                     ws[4], d, self.eps, sw, use_w, self._drop(ws), *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
@@ -606,4 +640,5 @@ class Model:
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, *self._opt, count_correct) + (None,)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws), *self._opt,
+                            count_correct) + (None,)
