@@ -201,6 +201,13 @@ void bind(py::module_& m) {
         output_backward<T>(Yh, Y, dZ);
     }, "dZ = (Yhat - Y) / d", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dZ"_a.noconvert());
 
+    m.def("dropout_mask", [](uint64_t seed, uint64_t step, uint64_t layer, double p, Arr<T>& M_) {
+        auto M = out(M_, "M");
+        if (!(p >= 0 && p < 1)) fail("p must be in [0, 1)");
+        py::gil_scoped_release release;
+        dropout_mask<T>(seed, step, layer, p, M);
+    }, "M = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1-p)",
+       "seed"_a, "step"_a, "layer"_a, "p"_a, "M"_a.noconvert());
     m.def("layer_forward", [](const Arr<T>& W_, const Arr<T>& A_, const Arr<T>& b_, const std::string& act_,
                               Arr<T>& Z_, Arr<T>& Aout_) {
         Act act = parse_act(act_);
@@ -302,6 +309,7 @@ struct PyModel {
     Model<T> model;
     OptState<T> opt;
     py::list opt_arrays;      // keeps the optimizer's state arrays alive
+    py::object drop_step;     // keeps the dropout step counter alive
 
     PyModel(Arr<T> p, Arr<T> g, std::vector<idx> sizes, std::vector<Act> acts)
         : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
@@ -354,6 +362,15 @@ bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m) {
     return ok;
 }
 
+// Sample weights: None, or a contiguous float64 array of one weight per example (their values
+// are fit's to check: the core only needs the length to read safely).
+using Weights = std::optional<py::array_t<double, 0>>;
+inline const double* weights_view(const Weights& s, idx d) {
+    if (!s) return nullptr;
+    if (s->ndim() != 1 || s->shape(0) != d || s->strides(0) != 8) fail("sample_weight must be a contiguous float64 array of one weight per example");
+    return s->data();
+}
+
 template <class T>
 void bind_model(py::module_& m, const char* name) {
     using PM = PyModel<T>;
@@ -381,28 +398,32 @@ void bind_model(py::module_& m, const char* name) {
             if (!all_finite(X)) reject("X is not finite");
             if (X.cols) self.model.forward(X, Yhat);
         }, "Yhat = the network's output for X, into out", "X"_a, "out"_a)
-        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads) {
+        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads, const Weights& s_) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* s = weights_view(s_, X.cols);
             py::gil_scoped_release release;
             if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
-            return self.model.loss(X, Y, Loss(loss), grads);
-        }, "J for (X, Y); fills the gradient buffer when grads", "X"_a, "Y"_a, "loss"_a, "grads"_a)
-        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss) {
+            return self.model.loss(X, Y, Loss(loss), grads, s);
+        }, "J for (X, Y), weighted by sample_weight if given; fills the gradient buffer when grads",
+           "X"_a, "Y"_a, "loss"_a, "grads"_a, "sample_weight"_a = py::none())
+        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss, const Weights& s_) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* s = weights_view(s_, X.cols);
             if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
             bool applied;
             double J;
             {
                 py::gil_scoped_release release;
                 if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
-                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied);
+                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied, s);
             }
             return py::make_tuple(J, applied);
-        }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a)
+        }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a,
+           "sample_weight"_a = py::none())
         .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v, double clip_value,
                            double clip_norm) {
             OptState<T> o;
@@ -461,10 +482,20 @@ void bind_model(py::module_& m, const char* name) {
             self.opt_arrays.append(prev); self.opt_arrays.append(step);
         }, "use Rprop with these settings and state", "eta_minus"_a, "eta_plus"_a, "step_min"_a, "step_max"_a,
            "prev"_a.noconvert(), "step_size"_a.noconvert())
+        .def("set_dropout", [](PM& self, std::vector<double> rates, uint64_t seed, py::array_t<int64_t, 0>& step) {
+            if (idx(rates.size()) != self.model.n_layers()) fail("rates must hold one rate per layer");
+            for (double p : rates) if (!(p >= 0 && p < 1)) fail("rates must be in [0, 1)");
+            if (step.ndim() != 1 || step.shape(0) != 1 || !step.writeable()) fail("step must be a writable 1-element int64 array");
+            self.model.set_dropout(std::move(rates), seed, step.mutable_data());
+            self.drop_step = step;
+        }, "inverted dropout per layer in training steps; masks from (seed, step[0], layer)", "rates"_a, "seed"_a,
+           "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
-                               idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals) {
+                               idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
+                               const Weights& s_) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* sw = weights_view(s_, X.cols);
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
             const int64_t* ord = nullptr;
             if (order) {
@@ -492,14 +523,14 @@ void bind_model(py::module_& m, const char* name) {
             EpochStats st;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop, sw);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);
         }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, "
            "diverged, bad_loss, exception raised by a signal handler or None)",
            "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
-           "poll_signals"_a = false);
+           "poll_signals"_a = false, "sample_weight"_a = py::none());
 }
 }  // namespace
 

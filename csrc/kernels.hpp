@@ -61,6 +61,10 @@ template <class T> double cross_entropy_logits_forward(CMat<T> Z, CMat<T> Y);
 // dZ = (Yhat - Y) / d: the output gradient of the three canonical pairs.
 template <class T> void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ);
 
+// --- dropout.cpp
+// M (h, d) = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1-p).
+template <class T> void dropout_mask(uint64_t seed, uint64_t step, uint64_t layer, double p, Mat<T> M);
+
 // --- optim.cpp   (flat buffers of n parameters)
 template <class T> bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov);
 template <class T> bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,

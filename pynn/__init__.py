@@ -53,7 +53,7 @@ from .io import load
 from .many import fit_many
 from .network import Dense, Network
 from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
-from .training import Callback, Diverged, History
+from .training import Callback, Diverged, EarlyStopping, History
 from . import health, schedules
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "Callback",
     "Dense",
     "Diverged",
+    "EarlyStopping",
     "History",
     "LBFGS",
     "Network",

@@ -69,7 +69,8 @@ def save(net: Network, path: Any) -> None:
         "dtype": net.dtype.name,
         "backend": net.backend,
         "seed": net.seed,
-        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in net.layers],
+        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation,
+                    **({"dropout": l.dropout} if l.dropout else {})} for l in net.layers],
         "metadata": check_metadata(net.metadata, "net.metadata"),
     }
     arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
@@ -185,7 +186,7 @@ def load(path: Any, *, backend: str | None = None) -> Network:
                 n_in, n_out = _int_field(spec, "n_in"), _int_field(spec, "n_out")
                 W = _read_member(zf, f"W{i}", (n_out, n_in), dtype, budget)
                 b = _read_member(zf, f"b{i}", (n_out, 1), dtype, budget)
-                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b)))
+                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), dropout=spec.get("dropout", 0.0)))
             seed = header.get("seed")
             metadata = check_metadata(header.get("metadata", {}), "the header's metadata")
             net = Network(layers, dtype=dtype, backend="numpy", seed=seed)

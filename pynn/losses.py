@@ -8,6 +8,8 @@ cross-entropy are then computed from the logits ``Z(L)``, so a saturated output 
 
 from __future__ import annotations
 
+import numpy as np
+
 LOSSES = ("mse", "bce", "cross_entropy")
 
 # (output kernel stem, loss) -> the canonical pairs
@@ -33,3 +35,14 @@ def check_loss(loss: object, output_stem: str) -> str:
             f"output layer; this network's output activation is {output_stem!r}"
         )
     return loss
+
+
+def example_losses(k, loss: str, output_stem: str, Z: np.ndarray, Yhat: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Each example's loss ``L_i`` (shape ``(d,)``, float64), for the weighted mean
+    ``Σ s_i L_i / Σ s_i``: the backend's own loss kernel on each column (a batch of one), from
+    the logits ``Z`` for the canonical bce/cross-entropy pairs as the unweighted loss is."""
+    if (output_stem, loss) in FROM_LOGITS:
+        fn, A = getattr(k, FROM_LOGITS[output_stem, loss]), Z
+    else:
+        fn, A = getattr(k, f"{loss}_forward"), Yhat
+    return np.array([fn(A[:, j:j + 1], Y[:, j:j + 1]) for j in range(A.shape[1])], np.float64)

@@ -24,9 +24,10 @@ from ._threads import single_threaded
 from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
 from .health import HealthMonitor
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
+from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses
 from .optimizers import LBFGS, Optimizer
-from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
+from .training import (Callback, Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count,
+                       correct_share, sigint_deferred)
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
 _log = logging.getLogger("pynn")
@@ -98,6 +99,12 @@ class Dense:
         weights; a callable ``init(shape, rng)`` returns ``W`` of ``shape = (n_out, n_in)``,
         drawn from ``rng``, a ``numpy.random.Generator`` seeded from the network's ``seed``.
         Biases start at zero, except with ``(W, b)``.
+    dropout : float
+        Inverted dropout on this layer's output in training (``train_step``, ``fit``): each
+        activation is zeroed with probability ``dropout`` and the rest scaled by
+        ``1 / (1 - dropout)``, as ``torch.nn.Dropout``; ``forward``, ``predict``, ``loss``,
+        ``loss_and_grads`` and ``evaluate`` use no dropout. The masks are drawn from the
+        network's ``seed`` (or ``fit``'s), the same on every backend. Not on the output layer.
 
     Notes
     -----
@@ -113,9 +120,11 @@ class Dense:
     ((3, 2), (3, 1))
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None) -> None:
+    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None,
+                 dropout: float = 0.0) -> None:
         self.n_in = V.check_int(n_in, "n_in")
         self.n_out = V.check_int(n_out, "n_out")
+        self.dropout = V.check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self._stem = activation_stem(activation)
         self.activation = activation
         self._W: np.ndarray | None = None
@@ -223,7 +232,8 @@ class Dense:
         self._W, self._b, self._net = W, b, net
 
     def __repr__(self) -> str:
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"
+        extra = f", dropout={self.dropout}" if self.dropout else ""
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
 
 
 class _Workspace:
@@ -238,6 +248,14 @@ class _Workspace:
         self.Z_out = np.empty((widths[-1], d), dtype, order="F")  # output logits, kept for the loss
         self.onehot: np.ndarray | None = None
         self.cols = np.arange(d)
+        self.M: dict[int, np.ndarray] = {}  # dropout: layer -> mask, and the masked output A ⊙ M
+        self.D: dict[int, np.ndarray] = {}
+
+    def dropout_buffers(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        if l not in self.M:
+            shape = (self._widths[l], self.d)
+            self.M[l], self.D[l] = np.empty(shape, self._dtype, order="F"), np.empty(shape, self._dtype, order="F")
+        return self.M[l], self.D[l]
 
     def grad(self) -> list[np.ndarray]:
         if self._grad is None:
@@ -288,6 +306,9 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a pynn.Dense, got {type(layer).__name__}")
             if layer._net is not None:
                 raise ValueError(f"layers[{i}] already belongs to a Network; create a new Dense for each network")
+            if layer.dropout and i == len(layers) - 1:
+                raise ValueError(f"layers[{i}] is the output layer and cannot have dropout (got dropout="
+                                 f"{layer.dropout}); put it on the hidden layers")
             if layer._stem in OUTPUT_ONLY and i != len(layers) - 1:
                 raise ValueError(f"layers[{i}] has activation {layer.activation!r}, which is allowed only in the "
                                  f"output layer (the last of {len(layers)})")
@@ -329,6 +350,10 @@ class Network:
         self._widths = [l.n_out for l in layers]
         self._stems = [l._stem for l in layers]
         self._tls = threading.local()  # per-thread workspaces: concurrent predicts don't share buffers
+        self._rates = [l.dropout for l in layers]
+        self._dropout = any(self._rates)
+        self._drop_step = np.zeros(1, np.int64)  # training steps taken: the masks' counter
+        self._drop_seed = (seed if seed is not None else int(np.random.SeedSequence().entropy)) & (2**63 - 1)
         self._make_model()
 
     def _make_model(self) -> None:
@@ -346,6 +371,8 @@ class Network:
             if self._params.size <= numba_fused.MAX_PARAMS:  # small: one jitted call per step
                 self._model = numba_fused.Model(self._params, self._grads, self.sizes, self._stems)
                 self._InvalidInput = numba_fused.InvalidInput
+        if self._model is not None and self._dropout:
+            self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -517,42 +544,75 @@ class Network:
             return getattr(k, FROM_LOGITS[stem, loss])(Z_out, Y)
         return getattr(k, f"{loss}_forward")(ws.A[-1], Y)
 
-    def _forward_train(self, X: np.ndarray, ws: _Workspace) -> None:
-        """Forward keeping what the backward needs: every A, and the output logits Z(L)."""
+    def _dropped(self, l: int, train: bool) -> bool:
+        return train and self._rates[l] > 0
+
+    def _forward_train(self, X: np.ndarray, ws: _Workspace, train: bool = False) -> None:
+        """Forward keeping what the backward needs: every A, and the output logits Z(L). In a
+        training step (``train``) a dropout layer's successor reads D = A ⊙ M, M drawn for this
+        step; A itself is kept for act'(A)."""
         k, A = self._k, X
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
             k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
             A = Al
+            if self._dropped(l, train):
+                M, D = ws.dropout_buffers(l)
+                k.dropout_mask(self._drop_seed, int(self._drop_step[0]), l, self._rates[l], M)
+                A = np.multiply(Al, M, out=D)
 
-    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace) -> None:
-        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards."""
+    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace,
+                  scale: np.ndarray | None = None, train: bool = False) -> None:
+        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards.
+        ``scale`` (d,) multiplies each example's output gradient: sample weights as s_i d / Σ s.
+        ``train``: back through the dropout masks of the forward (dA ⊙ M)."""
         k, dA, L = self._k, ws.grad(), len(self.layers)
+
+        def A_in(l):  # what layer l read: X, A(l-1), or A(l-1) ⊙ M(l-1) in a training step
+            return X if l == 0 else ws.D[l - 1] if self._dropped(l - 1, train) else ws.A[l - 1]
+
         stem, Yhat = self._stems[-1], ws.A[-1]
         if (stem, loss) in CANONICAL:  # dZ(L) = (Yhat - Y) / d, then straight into the dense backward
             k.output_backward(Yhat, Y, dA[-1])
-            A_prev = ws.A[-2] if L > 1 else X
-            k.dense_backward(dA[-1], A_prev, self.layers[-1]._W, self._dW[-1], self._db[-1],
+            if scale is not None:
+                dA[-1] *= scale
+            k.dense_backward(dA[-1], A_in(L - 1), self.layers[-1]._W, self._dW[-1], self._db[-1],
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
             getattr(k, f"{loss}_backward")(Yhat, Y, dA[-1])
+            if scale is not None:
+                dA[-1] *= scale
             top = L - 1
         for l in range(top, -1, -1):
-            A_prev = ws.A[l - 1] if l > 0 else X
-            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
+            if self._dropped(l, train):
+                dA[l] *= ws.M[l]
+            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_in(l), dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
-    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
-        """Forward, loss and backward on validated inputs; gradients land in self._grads."""
-        if self._model is not None:
-            return self._model.loss(X, Y, _LOSS_CODE[loss], True)
+    def _weighted_loss(self, ws: _Workspace, Y: np.ndarray, loss: str, s: np.ndarray) -> float:
+        """J = Σ s_i L_i / Σ s_i after a forward pass."""
+        L = example_losses(self._k, loss, self._stems[-1], ws.Z_out, ws.A[-1], Y)
+        return float(np.dot(s, L) / s.sum())
+
+    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                        train: bool = False) -> float:
+        """Forward, loss and backward on validated inputs; gradients land in self._grads.
+        ``s``: validated sample weights (float64, (d,)) or None; ``train``: with dropout, the
+        masks of training step ``_drop_step[0]``."""
+        train = train and self._dropout
+        if self._model is not None and not train:
+            return self._model.loss(X, Y, _LOSS_CODE[loss], True, s)
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
-        self._forward_train(X, ws)
-        J = self._loss_value(ws, Yd, loss, ws.Z_out)
-        self._backward(X, Yd, loss, ws)
+        self._forward_train(X, ws, train)
+        if s is None:
+            J = self._loss_value(ws, Yd, loss, ws.Z_out)
+            self._backward(X, Yd, loss, ws, None, train)
+            return J
+        J = self._weighted_loss(ws, Yd, loss, s)
+        self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype), train)
         return J
 
     def _validated(self, X: Any, Y: Any, loss: Any, names: tuple[str, str] = ("X", "Y")
@@ -564,11 +624,17 @@ class Network:
         Y = self._check_targets(Y, loss, X.shape[1], names[1])
         return X, Y, loss
 
-    def loss(self, X: Any, Y: Any, loss: str) -> float:
+    @staticmethod
+    def _weights(sample_weight: Any, X: np.ndarray, name: str = "sample_weight") -> np.ndarray | None:
+        return None if sample_weight is None else V.sample_weights(sample_weight, X.shape[1], name)
+
+    def loss(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> float:
         """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``.
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
-        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``).
+        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``). With ``sample_weight`` (shape
+        ``(d,)``, non-negative, finite, not all zero) it is the weighted mean
+        ``Σ_i s_i L_i / Σ_i s_i``; integer weights count an example that many times.
 
         Examples
         --------
@@ -578,19 +644,23 @@ class Network:
         2.5
         """
         X, Y, loss = self._validated(X, Y, loss)
-        return self._loss_from_checked(X, Y, loss)
+        return self._loss_from_checked(X, Y, loss, self._weights(sample_weight, X))
 
-    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
+    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
         if isinstance(X, SparseRows):
-            return self._evaluate_sparse(X, Y, loss)["loss"]
+            return self._evaluate_sparse(X, Y, loss, s)["loss"]
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
+        if s is not None:
+            return self._weighted_loss(ws, Yd, loss, s)
         return self._loss_value(ws, Yd, loss, ws.Z_out)
 
-    def loss_and_grads(self, X: Any, Y: Any, loss: str) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+    def loss_and_grads(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None
+                       ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
         ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep.
+        ``sample_weight`` makes ``J`` the weighted mean, as in :meth:`loss`.
 
         Examples
         --------
@@ -601,16 +671,18 @@ class Network:
         (array([[3.5]]), array([[2.]]))
         """
         X, Y, loss = self._validated(X, Y, loss)
+        s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        J = self._loss_and_grads(X, Y, loss)
+        J = self._loss_and_grads(X, Y, loss, s)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
-    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer) -> float:
+    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
         """One update on one batch; returns ``J`` before the update.
 
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
+        ``sample_weight`` (shape ``(d,)``) makes ``J`` the weighted mean, as in :meth:`loss`.
 
         Examples
         --------
@@ -622,7 +694,7 @@ class Network:
         array([[1.65]])
         """
         model = self._model
-        if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
+        if model is not None and sample_weight is None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
                 and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer):
             # fast path: the core checks shapes and values itself and leaves everything
             # untouched when they are not ones it takes as they are
@@ -638,9 +710,10 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
+        s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        return self._step(X, Y, loss, optimizer)
+        return self._step(X, Y, loss, optimizer, s)
 
     @property
     def _fused_losses(self) -> frozenset:
@@ -666,49 +739,60 @@ class Network:
     def _diverged(cls, J: float) -> None:
         raise Diverged(cls._divergence_message(J))
 
-    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> tuple[float, bool]:
+    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+                  s: np.ndarray | None = None) -> tuple[float, bool]:
         """(J, whether the update was applied): a step whose loss, gradient or updated weights
         would not be finite changes nothing."""
         if self._model is not None:
             self._bind_optimizer(optimizer)
-            return self._model.train_step(X, Y, _LOSS_CODE[loss])
-        J = self._loss_and_grads(X, Y, loss)
+            return self._model.train_step(X, Y, _LOSS_CODE[loss], s)
+        J = self._loss_and_grads(X, Y, loss, s, train=True)
+        if self._dropout:
+            self._drop_step[0] += 1  # the next step draws new masks
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
         return J, ok
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
-        J, applied = self._try_step(X, Y, loss, optimizer)
+    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+              s: np.ndarray | None = None) -> float:
+        J, applied = self._try_step(X, Y, loss, optimizer, s)
         if not applied:
             self._diverged(J)
         return J
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str) -> dict[str, float]:
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> dict[str, float]:
         if isinstance(X, SparseRows):
-            return self._evaluate_sparse(X, Y, loss)
-        out = {"loss": self._loss_from_checked(X, Y, loss)}
+            return self._evaluate_sparse(X, Y, loss, s)
+        out = {"loss": self._loss_from_checked(X, Y, loss, s)}
         if loss in CLASSIFICATION:
-            right, total = correct_count(self._workspace(X.shape[1]).A[-1], Y, loss)
-            out["accuracy"] = right / total
+            Yhat = self._workspace(X.shape[1]).A[-1]
+            if s is None:
+                right, total = correct_count(Yhat, Y, loss)
+                out["accuracy"] = right / total
+            else:  # the weighted share of examples right (sklearn's accuracy_score(sample_weight=))
+                out["accuracy"] = float(np.dot(s, correct_share(Yhat, Y, loss)) / s.sum())
         return out
 
-    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str) -> dict[str, float]:
-        """Loss (and accuracy) chunk by chunk: J = Σ_chunks J_c d_c / d."""
-        total, right, judged = 0.0, 0, 0
-        for s, e, Xc in X.chunks(self.dtype):
-            Yc = Y[..., s:e]
-            total += self._loss_from_checked(Xc, Yc, loss) * (e - s)
-            if loss in CLASSIFICATION:
-                r, j = correct_count(self._workspace(e - s).A[-1], Yc, loss)
-                right, judged = right + r, judged + j
-        out = {"loss": total / X.shape[1]}
-        if loss in CLASSIFICATION:
-            out["accuracy"] = right / judged
-        return out
+    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str, s: np.ndarray | None = None
+                         ) -> dict[str, float]:
+        """Loss (and accuracy) chunk by chunk, each chunk's figures weighted by its size (or by
+        its share of the sample weights)."""
+        sums: dict[str, float] = {}
+        total = 0.0
+        for a, b, Xc in X.chunks(self.dtype):
+            sc = None if s is None else s[a:b]
+            w = float(b - a) if sc is None else float(sc.sum())
+            if w == 0:
+                continue
+            for key, v in self._evaluate(Xc, Y[..., a:b], loss, sc).items():
+                sums[key] = sums.get(key, 0.0) + v * w
+            total += w
+        return {key: v / total for key, v in sums.items()}
 
-    def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
+    def evaluate(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> dict[str, float]:
         """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
+        With ``sample_weight`` both are weighted means over the examples.
 
         Examples
         --------
@@ -719,21 +803,37 @@ class Network:
         0.667
         """
         X, Y, loss = self._validated(X, Y, loss)
-        return self._evaluate(X, Y, loss)
+        return self._evaluate(X, Y, loss, self._weights(sample_weight, X))
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0, health: bool = True, deterministic: bool = False) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool = True, deterministic: bool = False,
+            sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
 
         The data is validated and cast once; each epoch visits the examples in an order shuffled
         from ``seed`` (the same seed gives the same training) and gathers each batch into a
-        reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
+        reused buffer, so ``X`` is never copied whole; ``seed`` also restarts the dropout masks'
+        stream (see :class:`Dense`). ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
-        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training
+        (:class:`pynn.EarlyStopping` does so when a monitored log stops improving).
+
+        ``validation_fraction=f`` holds out ``ceil(f * n)`` examples, drawn from ``seed`` before
+        training, as ``validation_data`` (stratified by class for cross_entropy and one-output
+        bce, as sklearn's ``train_test_split(stratify=y)``); the training part is copied once.
+
+        ``sample_weight`` (shape ``(n,)``, non-negative, finite, not all zero) weights each
+        example: every batch's loss is ``Σ s_i L_i / Σ s_i`` over the batch (per batch, as
+        scikit-learn's MLP and Keras do), a batch whose weights are all zero is skipped, and the
+        logged loss and accuracy are weighted means. ``class_weight`` (a dict ``{class: weight}``,
+        unnamed classes 1, or ``"balanced"``: ``n / (k * bincount(y))`` over the training part,
+        as sklearn's ``compute_class_weight``) multiplies into it; it needs cross_entropy or bce
+        with one output.
+
         With ``health=True`` the History also records, per layer and epoch, weight and gradient
         norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
         :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
@@ -742,7 +842,6 @@ class Network:
         ``batch_size=None`` trains on all examples as one batch (full-batch training, meant for
         :class:`pynn.Rprop`). With :class:`pynn.LBFGS` each epoch is one L-BFGS iteration over
         all examples (``batch_size`` and ``shuffle`` are ignored).
-
 
         ``deterministic=True`` gives the same weights for the same ``seed`` whatever the thread
         counts: the fit runs every BLAS in the process (the compiled core's and NumPy's) and
@@ -775,33 +874,59 @@ class Network:
             raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
+        s = self._weights(sample_weight, X)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             val = self._validated(validation_data[0], validation_data[1], loss,
                                   ("validation_data[0]", "validation_data[1]"))[:2]
+        rng = np.random.default_rng(seed)
+        if validation_fraction is not None:
+            if val is not None:
+                raise ValueError("give validation_data or validation_fraction, not both")
+            f = V.check_float(validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+            tr, va = V.split_indices(X.shape[1], f, V.class_labels(Y, loss), rng)
+            val = (np.asfortranarray(X[:, va]), Y[..., va])
+            if s is not None:
+                val += (s[va],) if s[va].any() else ()
+                s = V.sample_weights(s[tr], tr.size, "sample_weight (the training part)")
+            X, Y = np.asfortranarray(X[:, tr]), np.asfortranarray(Y[..., tr])
+        if class_weight is not None:
+            cw = V.class_weights(class_weight, V.class_labels(Y, loss), max(self._widths[-1], 2))
+            s = V.sample_weights(cw if s is None else s * cw, X.shape[1], "sample_weight × class_weight")
+        logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
+        logged |= {f"val_{k}" for k in logged} if val is not None else set()
 
+        for cb in cbs:
+            if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
+                raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
+                                 f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+        if self._dropout and seed is not None:  # fit's seed restarts the dropout stream
+            self._drop_seed, self._drop_step[0] = seed & (2**63 - 1), 0
+            if self._model is not None:
+                self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
         n = X.shape[1]
         bs = n if batch_size is None else min(batch_size, n)
         if optimizer._full_batch and bs < n:
             _log.warning("%s is a full-batch method, but fit runs batches of %d of the %d examples: "
                          "pass batch_size=None", type(optimizer).__name__, bs, n)
         n_batches = -(-n // bs)
-        rng = np.random.default_rng(seed)
         history = History()
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
+        fused = self._model is not None
         sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
-        gather = (shuffle and self._model is None) or sparse  # the fused path gathers into its own workspace
+        gather = (shuffle and not fused) or sparse  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
+        Sb = np.empty(bs) if gather and s is not None else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
         monitor = HealthMonitor(self, X, history, epochs) if health else None
         trained = 0.0
-        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
+        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, s, Sb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
         with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
@@ -814,7 +939,7 @@ class Network:
                     monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
                 order = rng.permutation(n) if shuffle else (np.arange(n) if sparse else None)
-                run = self._fused_epoch if self._model is not None and not sparse else self._python_epoch
+                run = self._fused_epoch if fused and not sparse else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
                 except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
@@ -837,9 +962,9 @@ class Network:
                     break  # a callback asked to stop
                 logs = {"loss": total / seen if seen else math.nan}  # nan: every batch was refused
                 if classify:
-                    logs["accuracy"] = right / max(judged, 1)
+                    logs["accuracy"] = right / judged if judged else 0.0
                 if val is not None:
-                    for key, v in self._evaluate(val[0], val[1], loss).items():
+                    for key, v in self._evaluate(*val[:2], loss, *val[2:]).items():
                         logs[f"val_{key}"] = v
                 seconds = time.perf_counter() - t0
                 trained += seconds
@@ -869,7 +994,7 @@ class Network:
 
     def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb), stop_flag = ctx
         n = X.shape[1]
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):
@@ -881,22 +1006,30 @@ class Network:
                 xb, yb = Xb[:, : e - s], Yb[..., : e - s]
                 _gather(X, idx, xb)
                 _gather(Y, idx, yb)
+                sb = None if sw is None else np.take(sw, idx, out=Sb[: e - s], mode="clip")
             else:
-                xb, yb = X[:, s:e], Y[..., s:e]
+                xb, yb, sb = X[:, s:e], Y[..., s:e], None if sw is None else sw[s:e]
+            if sb is not None and not sb.any():
+                continue  # Σ s_i = 0: nothing to learn from this batch
             if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
                 self._bind_optimizer(optimizer)
-                ls, _, r, j, _, diverged, bad, _ = self._model.run_batches(
-                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss], classify, False)
-                J, applied = (bad, False) if diverged else (ls / (e - s), True)
+                ls, sn, r, j, _, diverged, bad, _ = self._model.run_batches(
+                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss], classify, False, sb)
+                J, applied = (bad, False) if diverged else (ls / sn, True)
             else:
-                J, applied = self._try_step(xb, yb, loss, optimizer)
+                J, applied = self._try_step(xb, yb, loss, optimizer, sb)
                 if applied and classify:
-                    r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                    if sb is None:
+                        r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                    else:
+                        r, j = float(np.dot(sb, correct_share(self._workspace(e - s).A[-1], yb, loss))), \
+                            float(sb.sum())
             if not applied:
                 self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
                 continue
-            total += J * (e - s)
-            seen += e - s
+            size = e - s if sb is None else float(sb.sum())
+            total += J * size
+            seen += size
             if classify:
                 right, judged = right + r, judged + j
             progress.batch(epoch, bi, J)
@@ -912,7 +1045,7 @@ class Network:
         the GIL released; Python returns only between chunks, for progress and callbacks. The
         C++ core runs Python's signal handlers every 20 ms, so Ctrl-C stops it after a step;
         a model that cannot (the jitted one) is handed chunks of about 50 ms instead."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, _, stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (_, _, sw, _), stop_flag = ctx
         model = self._model
         batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
         chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
@@ -928,7 +1061,7 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls)
+                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls, sw)
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):
@@ -1013,7 +1146,7 @@ class Network:
         return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
 
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
-        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
+        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), dropout=l.dropout) for l in self.layers]
         net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
         net.metadata = dict(self.metadata)
         return net

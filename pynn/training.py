@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -171,7 +172,7 @@ class Callback:
     >>> class StopBelow(pynn.Callback):
     ...     def __init__(self, threshold):
     ...         self.threshold = threshold
-    ...     def on_epoch_end(self, net, epoch, logs):
+    ...     def on_epoch_end(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
     ...         if logs["loss"] < self.threshold:
     ...             net.stop_training = True
     >>> net = pynn.Network([pynn.Dense(1, 1, "linear")], seed=0)
@@ -268,7 +269,7 @@ class _EpochFunction(Callback):
     def __init__(self, fn) -> None:
         self.fn = fn
 
-    def on_epoch_end(self, net, epoch, logs):
+    def on_epoch_end(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
         self.fn(epoch, logs)
 
 
@@ -330,3 +331,117 @@ class Progress:
         parts.append(f"{samples / max(seconds, 1e-12):,.0f} samples/s")
         self.stream.write(("\r" if self.tty else "") + "  ".join(parts) + "\n")
         self.stream.flush()
+
+
+class EarlyStopping(Callback):
+    """Stop ``fit`` when a monitored quantity has stopped improving (Keras's rule).
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs: ``"val_loss"`` (the default), ``"val_accuracy"``, ``"loss"``,
+        ``"accuracy"``. The ``val_`` keys need ``validation_data`` or ``validation_fraction``.
+    patience : int
+        Epochs without improvement after which training stops.
+    min_delta : float
+        An improvement must beat the best value by more than this.
+    mode : "auto", "min" or "max"
+        Whether smaller or larger is better; ``"auto"`` takes ``"max"`` for accuracies and
+        ``"min"`` for losses.
+    restore_best_weights : bool
+        At the end of training, put back the weights of the best epoch (the first monitored
+        epoch's if none improved). The optimizer's state is not rolled back.
+    start_from_epoch : int
+        Epochs to wait before monitoring starts (warm-up).
+
+    Notes
+    -----
+    The rule, as in ``keras.callbacks.EarlyStopping``: at the end of each epoch ``e >=
+    start_from_epoch``, ``wait += 1``; if the value improves on ``best`` (``value < best -
+    min_delta`` in min mode, ``value > best + min_delta`` in max mode) then ``best = value`` and
+    ``wait = 0``; otherwise, if ``wait >= patience`` and ``e > 0``, training stops after this
+    epoch. ``stopped_epoch`` and ``best_epoch`` record what happened; ``History.stop_reason`` is
+    ``"stop_training"``.
+
+    scikit-learn's ``MLPClassifier(early_stopping=True, tol, n_iter_no_change)`` scores
+    validation accuracy and counts an epoch as not improving when ``score < best + tol`` (it
+    moves ``best`` on any rise); for accuracies that equals this rule with ``monitor=
+    "val_accuracy"``, ``min_delta`` a little above 0 but below ``tol`` steps, and ``patience =
+    n_iter_no_change + 1``.
+
+    Examples
+    --------
+    >>> import pynn
+    >>> stop = pynn.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
+        from . import _validate as V
+
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str naming a log such as 'val_loss', got {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be one of ['auto', 'min', 'max'], got {mode!r}")
+        if mode == "auto":
+            if "acc" in monitor:
+                mode = "max"
+            elif "loss" in monitor:
+                mode = "min"
+            else:
+                raise ValueError(f"mode='auto' cannot tell whether {monitor!r} should rise or fall; "
+                                 "give mode='min' or mode='max'")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(min_delta):
+            raise ValueError(f"min_delta must be a finite number, got {min_delta!r}")
+        self.monitor, self.mode = monitor, mode
+        self.patience = V.check_int(patience, "patience", minimum=0)
+        self.start_from_epoch = V.check_int(start_from_epoch, "start_from_epoch", minimum=0)
+        self.min_delta = abs(float(min_delta))
+        self.restore_best_weights = bool(restore_best_weights)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights: np.ndarray | None = None
+
+    def _improves(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, net: Network, logs: dict[str, Any]) -> None:
+        self._reset()
+
+    def on_epoch_end(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
+        value = logs.get(self.monitor)
+        if value is None:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which fit does not log; the logs have "
+                             f"{sorted(logs)} (val_* keys need validation_data or validation_fraction)")
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = net._params.copy()  # if nothing ever improves, the first epoch's
+        self.wait += 1
+        if self._improves(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights[...] = net._params
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            net.stop_training = True
+
+    def on_train_end(self, net: Network, logs: dict[str, Any]) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            net._params[...] = self.best_weights
+
+
+def correct_share(Yhat: np.ndarray, target: np.ndarray, loss: str) -> np.ndarray:
+    """Per example, the share of its outputs judged right (0 or 1 for softmax outputs), as
+    :func:`correct_count` judges them; shape ``(d,)``."""
+    if loss == "cross_entropy" and Yhat.shape[0] > 1:
+        true = target if target.ndim == 1 else target.argmax(axis=0)
+        return (Yhat.argmax(axis=0) == true).astype(np.float64)
+    return ((Yhat > 0.5) == (target.reshape(Yhat.shape) > 0.5)).mean(axis=0)

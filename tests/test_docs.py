@@ -98,9 +98,11 @@ def public_names():
 
 
 PUBLIC = public_names()
-# The hooks of Callback are shown by the class's example (a callback overriding one of them).
-HOOKS = {f"pynn.Callback.{h}" for h in ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end",
-                                       "on_train_end")}
+# The hooks of Callback (and of the callbacks pynn ships) are shown by the class's example.
+HOOK_NAMES = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+HOOKS = {n for n in PUBLIC if n.rsplit(".", 1)[-1] in HOOK_NAMES
+         and inspect.isclass(getattr(pynn, n.split(".")[1], None))
+         and issubclass(getattr(pynn, n.split(".")[1]), pynn.Callback)}
 
 
 def target(obj):

@@ -510,3 +510,14 @@ def test_large_arrays_take_the_parallel_path(kernels, ref, act):
         outs.append((dZ, dW, db, dAp))
     for got, want in zip(*outs):
         assert_close(got, want, np.float32)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.9])
+def test_dropout_mask(kernels, ref, dtype, layout, shape, p):
+    # the same counter-based mask on every backend, element for element
+    h, _, d = shape
+    M, M_ref = nans((h, d), dtype, layout), nans((h, d), dtype, "F")
+    kernels.dropout_mask(2**63 - 5, 17, 3, p, M)
+    ref.dropout_mask(2**63 - 5, 17, 3, p, M_ref)
+    np.testing.assert_array_equal(M, M_ref)
+    assert np.all((M == 0) | (M == dtype.type(1) / dtype.type(1 - p)))

@@ -178,26 +178,32 @@ def test_weights_read_before_joining_are_kept():
 
 
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
-def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, rng):
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, weighted, rng):
     # cpp and (small-net) numba run whole steps in a fused model; the per-kernel loop is what
-    # large numba networks use. Both must give the reference's numbers.
+    # large numba networks use. Both must give the reference's numbers, with sample weights too
+    # (whose first batch of 8, in order, weighs nothing and is skipped).
     sizes = [6, 9, 4]
     fused, per_kernel = (pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend=backend, seed=0)
                          for _ in range(2))
     per_kernel._model = None
     ref = pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend="numpy", seed=0)
     X, y = make(rng, (6, 40), dtype, "F"), rng.integers(0, 4, 40)
+    s = np.r_[np.zeros(8), rng.uniform(0, 3, 32)] if weighted else None
     for net in (fused, per_kernel):
-        J, g = net.loss_and_grads(X, y, "cross_entropy")
-        J_ref, g_ref = ref.loss_and_grads(X, y, "cross_entropy")
+        J, g = net.loss_and_grads(X, y, "cross_entropy", sample_weight=s)
+        J_ref, g_ref = ref.loss_and_grads(X, y, "cross_entropy", sample_weight=s)
         assert J == pytest.approx(J_ref, rel=NET_TOL[dtype])
         assert_grads_close(g, g_ref, dtype)
-    kw = dict(loss="cross_entropy", epochs=2, batch_size=8, seed=1)
-    h_ref = ref.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
-    for net in (fused, per_kernel):
-        h = net.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
-        np.testing.assert_allclose(h.loss, h_ref.loss, rtol=10 * NET_TOL[dtype])
-        np.testing.assert_allclose(net._params, ref._params, rtol=10 * NET_TOL[dtype], atol=10 * NET_TOL[dtype])
+    for shuffle in (True, False) if weighted else (True,):
+        kw = dict(loss="cross_entropy", epochs=2, batch_size=8, seed=1, sample_weight=s, shuffle=shuffle)
+        h_ref = ref.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+        for net in (fused, per_kernel):
+            h = net.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+            np.testing.assert_allclose(h.loss, h_ref.loss, rtol=10 * NET_TOL[dtype])
+            np.testing.assert_allclose(h.accuracy, h_ref.accuracy, rtol=10 * NET_TOL[dtype])
+            np.testing.assert_allclose(net._params, ref._params, rtol=10 * NET_TOL[dtype],
+                                       atol=10 * NET_TOL[dtype])
 
 
 def test_large_numba_network_takes_the_per_kernel_path():

@@ -26,6 +26,7 @@ kernel                                                    math
 ``output_backward(Yhat, Y, dZ)``                          ``dZ = (Yhat - Y) / d`` (canonical pairs)
 ``layer_forward(W, A_prev, b, act, Z, A)``                ``dense_forward`` then ``<act>_forward``
 ``layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev)``  ``<act>_backward`` then ``dense_backward``
+``dropout_mask(seed, step, layer, p, M)``                 ``M = 0`` w.p. ``p`` else ``1/(1-p)``, hashed per element
 ``sgd_update(p, g, v, lr, momentum, nesterov)``           SGD with momentum, as ``torch.optim.SGD``
 ``adam_update(p, g, m, v, t, lr, beta1, beta2, eps, wd)`` Adam / AdamW, as ``torch.optim.AdamW``
 ``rmsprop_update(p, g, s, gbar, buf, lr, alpha, ...)``    RMSprop, as ``torch.optim.RMSprop``
@@ -58,6 +59,7 @@ KERNELS: tuple[str, ...] = (
     "output_backward",
     "layer_forward",
     "layer_backward",
+    "dropout_mask",
     "sgd_update",
     "adam_update",
     "rmsprop_update",

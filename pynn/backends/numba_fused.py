@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from pynn.backends.numba_kernels import _jit  # imports Numba with the pool's wait policy set
+from pynn.backends.numba_kernels import _dropout_mask, _jit  # imports Numba with the pool's wait policy set
 from pynn.backends.reference import LEAKY_SLOPE
 
 SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
@@ -131,8 +131,15 @@ def _input_grad(W, dZ, dP, d):
 
 # ---------------------------------------------------------------- forward
 @_jit
-def _forward(params, offs, sizes, acts, X, ws, Zout, d):
-    """Every layer's A into the workspace; the output logits also into Zout."""
+def _dropped(drop, l, train):
+    return train and drop[0][l] > 0
+
+
+@_jit
+def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
+    """Every layer's A into the workspace; the output logits also into Zout. In a training step
+    (``train``) a dropout layer's successor reads D = A ⊙ M, drop = (rates, seed, step, M's
+    workspace, D's workspace) and M = dropout_mask(seed, step, l); A stays for act'(A)."""
     one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
     L = acts.shape[0]
     for l in range(L):
@@ -140,6 +147,8 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d):
         h, n = W.shape
         if l == 0:
             _affine(W, b, X, A, d)
+        elif _dropped(drop, l - 1, train):
+            _affine(W, b, _act_view(drop[4], sizes, l - 1, d), A, d)
         else:
             _affine(W, b, _act_view(ws, sizes, l - 1, d), A, d)
         if l == L - 1:
@@ -161,6 +170,12 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d):
             for i in range(h):
                 for j in range(d):
                     A[i, j] = _value(act, A[i, j], one, zero, slope)
+        if _dropped(drop, l, train):
+            M, D = _act_view(drop[3], sizes, l, d), _act_view(drop[4], sizes, l, d)
+            _dropout_mask(drop[1][0], drop[2][0], l, drop[0][l], M, h, d)
+            for i in range(h):
+                for j in range(d):
+                    D[i, j] = A[i, j] * M[i, j]
 
 
 # ---------------------------------------------------------------- loss
@@ -208,10 +223,45 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
     return s / d
 
 
+@_jit
+def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw):
+    """J = Σ s_j L_j / Σ s_j, each L_j being _loss on a batch of that one column."""
+    L, m = acts.shape[0], Y.shape[0]
+    o = 0
+    for k in range(L - 1):
+        o += sizes[k + 1]
+    ws1 = np.empty(o + m, ws.dtype)  # the d = 1 workspace layout: only the output layer is read
+    Z1, Y1 = np.empty((m, 1), ws.dtype), np.empty((m, 1), ws.dtype)
+    A = _act_view(ws, sizes, L - 1, d)
+    num, den = 0.0, 0.0
+    for j in range(d):
+        if sw[j] == 0:
+            continue
+        for i in range(m):
+            ws1[o + i], Z1[i, 0], Y1[i, 0] = A[i, j], Zout[i, j], Y[i, j]
+        num += sw[j] * _loss(acts, sizes, ws1, Z1, Y1, loss, 1, eps)
+        den += sw[j]
+    return num / den
+
+
 # ---------------------------------------------------------------- backward
 @_jit
-def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps):
-    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer."""
+def _scale_columns(dZ, sw, d):
+    """Column j of dZ times s_j d / Σ s: the weighted mean's output gradient."""
+    total = 0.0
+    for j in range(d):
+        total += sw[j]
+    for j in range(d):
+        c = dZ.dtype.type(sw[j] * d / total)
+        for i in range(dZ.shape[0]):
+            dZ[i, j] *= c
+
+
+@_jit
+def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, train):
+    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer;
+    with use_w the output gradient's columns are weighted by the sample weights sw; in a
+    training step, back through the dropout masks of the forward (dA ⊙ M)."""
     one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
     e, dd = params.dtype.type(eps), params.dtype.type(d)
     L = acts.shape[0]
@@ -227,7 +277,14 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
             for i in range(h):  # the canonical pairs: dZ = (Yhat - Y) / d
                 for j in range(d):
                     dZ[i, j] = (A[i, j] - Y[i, j]) / dd
+            if use_w:
+                _scale_columns(dZ, sw, d)
         else:
+            if _dropped(drop, l, train):
+                M = _act_view(drop[3], sizes, l, d)
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] *= M[i, j]
             if l == L - 1:  # dJ/dYhat, then through the output activation below
                 for i in range(h):
                     for j in range(d):
@@ -239,6 +296,8 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                             dZ[i, j] = (p - y) / (p * (one - p)) / dd
                         else:
                             dZ[i, j] = -y / min(max(yh, e), one) / dd
+                if use_w:
+                    _scale_columns(dZ, sw, d)
             if act == SOFTMAX:
                 for j in range(d):
                     s = zero
@@ -253,7 +312,7 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
         if l == 0:  # db = dZ·1, dW = dZ A_prevᵀ
             _weight_grads(dZ, X, dW, db, d)
         else:
-            _weight_grads(dZ, _act_view(ws, sizes, l - 1, d), dW, db, d)
+            _weight_grads(dZ, _act_view(drop[4] if _dropped(drop, l - 1, train) else ws, sizes, l - 1, d), dW, db, d)
             _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
 
 
@@ -391,23 +450,28 @@ def _update(params, grads, kind, hyper, v, m, u, t, undo):
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, u, t,
-          undo):
-    _forward(params, offs, sizes, acts, X, ws, Zout, d)
-    J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
-    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop, kind, hyper,
+          v, m, u, t, undo):
+    _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, True)
+    J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw) if use_w else _loss(acts, sizes, ws, Zout, Y,
+                                                                                          loss, d, eps)
+    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, True)
+    if drop[0].shape[0] > 0 and drop[0].max() > 0:
+        drop[2][0] += 1  # the next step draws new masks
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, u, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, u, t, undo, count_correct):
-    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, kind, hyper, v, m, u, t, undo,
+                 count_correct):
+    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
+    (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
     one, zero = params.dtype.type(1), params.dtype.type(0)
-    loss_sum, seen, right, judged, done = 0.0, 0, 0, 0, 0
+    loss_sum, seen, right, judged, done = 0.0, 0.0, 0.0, 0.0, 0
     diverged, bad = False, 0.0
     for kb in range(first, first + count):
         s = kb * bs
@@ -425,13 +489,23 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             else:
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
-        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, kind,
-                           hyper, v, m, u, t, undo)
+            if use_w:
+                Sb[j] = sw[c]
+        size = float(nb)
+        if use_w:
+            size = 0.0
+            for j in range(nb):
+                size += Sb[j]
+            if size == 0:  # Σ s_i = 0: nothing to learn from this batch
+                done += 1
+                continue
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, Sb,
+                           use_w, drop, kind, hyper, v, m, u, t, undo)
         if not applied:
             diverged, bad = True, J
             break
-        loss_sum += J * nb
-        seen += nb
+        loss_sum += J * size
+        seen += size
         done += 1
         if count_correct:
             A = _act_view(ws, sizes, acts.shape[0] - 1, nb)
@@ -443,13 +517,20 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                             best = i
                         if Yb[i, j] > Yb[truth, j]:
                             truth = i
-                    right += best == truth
-                judged += nb
-            else:
-                for i in range(mo):
-                    for j in range(nb):
-                        right += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
-                judged += mo * nb
+                    w = Sb[j] if use_w else 1.0
+                    right += w * (best == truth)
+                    judged += w
+            else:  # with weights: each example's share of outputs right, times its weight
+                for j in range(nb):
+                    r = 0.0
+                    for i in range(mo):
+                        r += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
+                    if use_w:
+                        right += Sb[j] * r / mo
+                        judged += Sb[j]
+                    else:
+                        right += r
+                        judged += mo
     return loss_sum, seen, right, judged, done, diverged, bad
 
 
@@ -492,6 +573,16 @@ class Model:
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
         self._undo = np.empty(4 * params.shape[0], params.dtype)  # see _update
+        self._no_weights = np.zeros(1, np.float64)
+        self._rates, self._dseed, self._dstep = np.zeros(len(acts)), np.zeros(1, np.uint64), np.zeros(1, np.int64)
+
+    def set_dropout(self, rates, seed, step) -> None:
+        """Inverted dropout per layer in training steps, masks from (seed, step[0], layer); every
+        training step increments step[0] (the caller's 1-element int64 array), as the C++ model."""
+        self._rates, self._dseed, self._dstep = np.asarray(rates, np.float64), np.array([seed], np.uint64), step
+
+    def _drop(self, ws):
+        return self._rates, self._dseed, self._dstep, ws[7], ws[8]
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -500,7 +591,8 @@ class Model:
             total = int(sum(self.sizes[1:])) * cap
             cache = self._tls.ws = (cap, np.empty(total, self.dtype), np.empty((self.n_out, cap), self.dtype),
                                     np.empty(self.hmax * cap, self.dtype), np.empty(self.hmax * cap, self.dtype),
-                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype))
+                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype),
+                                    np.empty(total, self.dtype), np.empty(total, self.dtype))  # dropout M and D
         return cache
 
     def _batch(self, X):
@@ -534,22 +626,33 @@ class Model:
         if d == 0:
             return
         ws = self._ws(d)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
         out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
 
-    def loss(self, X, Y, loss: int, grads: bool) -> float:
+    def _weights(self, s, d: int):
+        if s is None:
+            return self._no_weights, False
+        if type(s) is not np.ndarray or s.dtype != np.float64 or s.shape != (d,):
+            raise InvalidInput("sample_weight must be a float64 array of one weight per example")
+        return s, True
+
+    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None) -> float:
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
-        J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
+        if use_w:
+            J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw)
+        else:
+            J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
         if grads:
             _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
-                      self.eps)
+                      self.eps, sw, use_w, self._drop(ws), False)
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
@@ -573,27 +676,32 @@ class Model:
         hyper = np.array([0, 0, 0, eta_minus, eta_plus, 0, 0, 0, 0, step_min, step_max], np.float64)
         self._opt = (RPROP, hyper, prev, step_size, self.params[:0], np.zeros(1, np.int64), self._undo)
 
-    def train_step(self, X, Y, loss: int):
+    def train_step(self, X, Y, loss: int, sample_weight=None):
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, *self._opt)
+                     ws[4], d, self.eps, sw, use_w, self._drop(ws), *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
 
-    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False):
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
+                    sample_weight=None):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
+        sw, use_w = self._weights(sample_weight, N)
+        Sb = np.empty(bs if use_w else 1)
         ws = self._ws(bs)
         use_order = order is not None
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct) + (None,)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws), *self._opt,
+                            count_correct) + (None,)

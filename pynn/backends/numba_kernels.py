@@ -560,3 +560,28 @@ _BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}
 from pynn._threads import on_numba_import  # noqa: E402
 
 on_numba_import()
+
+
+# ---------------------------------------------------------------- dropout (see reference.dropout_mask)
+@_jit
+def _splitmix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@_jit
+def _dropout_mask(seed, step, layer, p, M, h, d):
+    key = _splitmix64(_splitmix64(_splitmix64(np.uint64(seed)) + np.uint64(step)) + np.uint64(layer))
+    scale = M.dtype.type(1) / M.dtype.type(1.0 - p)
+    zero = M.dtype.type(0)
+    for j in range(d):
+        for i in range(h):
+            k = np.uint64(i + j * h)
+            u = np.float64(_splitmix64(key + (k + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11))
+            M[i, j] = zero if u * 2.0**-53 < p else scale
+
+
+def dropout_mask(seed, step, layer, p, M):
+    """M (h, d) = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1 - p)."""
+    _dropout_mask(seed, step, layer, p, M, M.shape[0], M.shape[1])

@@ -155,6 +155,35 @@ def output_backward(Yhat, Y, dZ):
     dZ[...] = (Yhat - Y) / Yhat.shape[1]
 
 
+# ---------------------------------------------------------------- dropout
+# A counter-based generator: element k of a mask is a pure function of (seed, step, layer, k), so
+# every backend (csrc/dropout.cpp, numba_kernels.py) draws the same masks without shared state.
+# The hash is splitmix64's finaliser; all arithmetic is modulo 2^64.
+_GOLDEN, _M64 = 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def _splitmix64_int(z):
+    z &= _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def dropout_mask(seed, step, layer, p, M):
+    """M (h, d) = inverted-dropout mask: 0 where u_k < p, else 1/(1 - p), with u_k the top 53 bits
+    of splitmix64(key + (k + 1) * golden) / 2^53, k = i + j h, key = mix(mix(mix(seed) + step) + layer)."""
+    key = _splitmix64_int(_splitmix64_int(_splitmix64_int(seed) + step) + layer)
+    h, d = M.shape
+    u64 = np.uint64
+    k = np.arange(h * d, dtype=u64).reshape(d, h).T  # column-major element index
+    z = u64(key) + (k + u64(1)) * u64(_GOLDEN)  # uint64 arrays wrap modulo 2^64
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    z = z ^ (z >> u64(31))
+    u = (z >> u64(11)).astype(np.float64) * 2.0**-53
+    M[...] = np.where(u < p, 0, M.dtype.type(1) / M.dtype.type(1.0 - p))  # 1/(1-p) in M's dtype, as torch
+
+
 # ---------------------------------------------------------------- one whole layer
 def layer_forward(W, A_prev, b, act, Z, A):
     """dense_forward then <act>_forward.   Z may be A."""
