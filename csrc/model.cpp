@@ -41,12 +41,16 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
     if (ws->cap < d) {
         idx L = idx(acts_.size()), m = n_out(), hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
         idx total = 0;
-        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d;
+        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d * (l < L - 1 && backward_from_z(acts_[l]) ? 2 : 1);
         total += m * d + 2 * hmax * d + n_in() * d + m * d;
         ws->buf.assign(size_t(total), T(0));
         T* p = ws->buf.data();
         ws->A.resize(size_t(L));
-        for (idx l = 0; l < L; ++l) { ws->A[l] = p; p += sizes_[l + 1] * d; }
+        ws->Z.assign(size_t(L), nullptr);
+        for (idx l = 0; l < L; ++l) {
+            ws->A[l] = p; p += sizes_[l + 1] * d;
+            if (l < L - 1 && backward_from_z(acts_[l])) { ws->Z[l] = p; p += sizes_[l + 1] * d; }
+        }
         ws->Z_out = p; p += m * d;
         ws->dA[0] = p; p += hmax * d;
         ws->dA[1] = p; p += hmax * d;
@@ -83,7 +87,8 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d) {
     CMat<T> A = X;
     for (idx l = 0; l < L; ++l) {
         Mat<T> Al = act_view(ws, l, d);
-        Mat<T> Z = l == L - 1 ? Mat<T>{ws.Z_out, n_out(), d, 1, n_out()} : Al;
+        T* z = l == L - 1 ? ws.Z_out : ws.Z[l];  // Z is kept for the loss, and where a backward reads it
+        Mat<T> Z = z ? Mat<T>{z, sizes_[l + 1], d, 1, sizes_[l + 1]} : Al;
         layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al);
         A = Al;
     }
@@ -91,7 +96,7 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d) {
 
 static bool canonical(Act a, Loss l) {
     return (a == Act::linear && l == Loss::mse) || (a == Act::sigmoid && l == Loss::bce) ||
-           (a == Act::softmax && l == Loss::cross_entropy);
+           (a == Act::softmax && l == Loss::cross_entropy) || (a == Act::exp && l == Loss::poisson);
 }
 
 template <class T>
@@ -100,7 +105,8 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d) {
     CMat<T> Z{ws.Z_out, n_out(), d, 1, n_out()};
     if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Z, Y);
     if (out == Act::softmax && loss == Loss::cross_entropy) return cross_entropy_logits_forward<T>(Z, Y);
-    return loss_forward<T>(loss, act_view(ws, idx(acts_.size()) - 1, d), Y);
+    if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Z, Y);
+    return loss_forward<T>(loss, act_view(ws, idx(acts_.size()) - 1, d), Y, huber_delta);
 }
 
 template <class T>
@@ -117,12 +123,12 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         dense_backward<T>(dZ, A_prev(L - 1), W_[L - 1], dW_[L - 1], db_[L - 1], L > 1 ? &dAp : nullptr);
         top = L - 2;
     } else {
-        loss_backward<T>(loss, Yhat, Y, dA(L - 1));
+        loss_backward<T>(loss, Yhat, Y, dA(L - 1), huber_delta);
         top = L - 1;
     }
     for (idx l = top; l >= 0; --l) {
         Mat<T> dAl = dA(l), dAp = l > 0 ? dA(l - 1) : Mat<T>{};
-        layer_backward<T>(dAl, act_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
+        layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
 }

@@ -42,6 +42,7 @@ struct Workspace {
     idx cap = 0;
     std::vector<T> buf;
     std::vector<T*> A;  // A[l]: (h_l, cap)
+    std::vector<T*> Z;  // Z[l]: (h_l, cap) for hidden layers whose backward reads Z (gelu), else null
     T* Z_out = nullptr; // output logits (m, cap)
     T* dA[2] = {nullptr, nullptr};
     T* Xb = nullptr;    // gathered input batch (n_in, cap)
@@ -75,6 +76,8 @@ class Model {
                            Loss loss, const OptState<T>& opt, bool count_correct,
                            const std::function<bool()>& stop = {});
 
+    double huber_delta = 1.0;  // Huber's delta for Loss::huber (the binding sets it with each call)
+
     idx n_in() const { return sizes_.front(); }
     idx n_out() const { return sizes_.back(); }
     idx n_params() const { return n_params_; }
@@ -93,6 +96,11 @@ class Model {
     std::unique_ptr<Workspace<T>> acquire(idx d);
     void release(std::unique_ptr<Workspace<T>> ws);
     Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
+    // What layer l's backward reads: Z (the kept Z[l], or Z_out for the output layer) for gelu, else A.
+    Mat<T> backward_view(Workspace<T>& ws, idx l, idx d) const {
+        if (!backward_from_z(acts_[l])) return act_view(ws, l, d);
+        return {l == idx(acts_.size()) - 1 ? ws.Z_out : ws.Z[l], sizes_[l + 1], d, 1, sizes_[l + 1]};
+    }
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d);
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d);
     void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d);

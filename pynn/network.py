@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
+from .activations import ACTIVATIONS, BACKWARD_FROM_Z, OUTPUT_ONLY, RELU_LIKE, activation_stem
 from .backends import get_backend, resolve
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
+from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, loss_delta, loss_name, loss_params
 from .optimizers import Optimizer
 from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
 
@@ -69,10 +69,13 @@ class Dense:
     n_in, n_out : int
         Input and output widths: ``W`` has shape ``(n_out, n_in)`` and ``b`` shape ``(n_out, 1)``.
     activation : str
-        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
-        ``"linear"`` (alias ``"identity"``) or ``"softmax"`` (output layer only).
+        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"elu"``
+        (alpha 1), ``"gelu"`` (the exact erf form), ``"softplus"`` (beta 1, linear above 20),
+        ``"exp"`` (for a poisson model's output), ``"linear"`` (alias ``"identity"``) or
+        ``"softmax"`` (output layer only) — each as its ``torch.nn`` module with default arguments.
     init : None, str or (W, b)
-        ``None`` draws Glorot-uniform weights (He-uniform for relu-like layers) from the network's
+        ``None`` draws Glorot-uniform weights (He-uniform for relu, leaky_relu, elu, gelu and
+        softplus layers) from the network's
         ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
         ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
         a pair of arrays gives the weights. Biases start at zero.
@@ -182,12 +185,14 @@ class Dense:
 
 
 class _Workspace:
-    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, and two
-    ping-pong buffers for the backward pass (layer l reads dA[l] and writes dA[l-1])."""
+    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, Z[l] for the
+    hidden layers whose backward reads Z (``keep_z``), and two ping-pong buffers for the backward
+    pass (layer l reads dA[l] and writes dA[l-1])."""
 
-    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype) -> None:
+    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype, keep_z: Sequence[bool] = ()) -> None:
         self.d = d
         self.A = [np.empty((h, d), dtype, order="F") for h in widths]
+        self.Z = [np.empty((h, d), dtype, order="F") if keep else None for h, keep in zip(widths[:-1], keep_z)]
         self._widths, self._dtype = widths, dtype
         self._grad: list[np.ndarray] | None = None
         self.Z_out = np.empty((widths[-1], d), dtype, order="F")  # output logits, kept for the loss
@@ -335,7 +340,7 @@ class Network:
         if ws is None:
             if len(cache) >= 4:  # keep the training batch size and a few others, not every size ever seen
                 cache.pop(next(iter(cache)))
-            ws = cache[d] = _Workspace(self._widths, d, self.dtype)
+            ws = cache[d] = _Workspace(self._widths, d, self.dtype, [s in BACKWARD_FROM_Z for s in self._stems])
         return ws
 
     # ------------------------------------------------------------------ forward
@@ -429,7 +434,7 @@ class Network:
         k, stem = self._k, self._stems[-1]
         if Z_out is not None and (stem, loss) in FROM_LOGITS:
             return getattr(k, FROM_LOGITS[stem, loss])(Z_out, Y)
-        return getattr(k, f"{loss}_forward")(ws.A[-1], Y)
+        return getattr(k, f"{loss_name(loss)}_forward")(ws.A[-1], Y, *loss_params(loss))
 
     def _forward_train(self, X: np.ndarray, ws: _Workspace) -> None:
         """Forward keeping what the backward needs: every A, and the output logits Z(L)."""
@@ -437,7 +442,8 @@ class Network:
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
-            k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
+            Zl = ws.Z_out if l == last else ws.Z[l] if ws.Z[l] is not None else Al  # Z kept where it is read
+            k.layer_forward(layer._W, A, layer._b, self._stems[l], Zl, Al)
             A = Al
 
     def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace) -> None:
@@ -451,17 +457,18 @@ class Network:
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
-            getattr(k, f"{loss}_backward")(Yhat, Y, dA[-1])
+            getattr(k, f"{loss_name(loss)}_backward")(Yhat, Y, dA[-1], *loss_params(loss))
             top = L - 1
         for l in range(top, -1, -1):
             A_prev = ws.A[l - 1] if l > 0 else X
-            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
+            Al = ws.A[l] if self._stems[l] not in BACKWARD_FROM_Z else ws.Z_out if l == L - 1 else ws.Z[l]
+            k.layer_backward(dA[l], Al, self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
     def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
         """Forward, loss and backward on validated inputs; gradients land in self._grads."""
         if self._model is not None:
-            return self._model.loss(X, Y, _LOSS_CODE[loss], True)
+            return self._model.loss(X, Y, _LOSS_CODE[loss_name(loss)], True, loss_delta(loss))
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -482,7 +489,10 @@ class Network:
         """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``.
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
-        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``).
+        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``), ``"mae"`` (``L = Σ_k |yhat_k - y_k|``),
+        ``"huber"`` or ``pynn.losses.Huber(delta)`` (``torch.nn.HuberLoss``, delta 1 by default),
+        or ``"poisson"`` (``L = Σ_k yhat_k - y_k log yhat_k``, counts ``Y >= 0``; with an ``"exp"``
+        output it is computed from the log-rate ``Z`` as ``exp(z) - y z``).
         """
         X, Y, loss = self._validated(X, Y, loss)
         return self._loss_from_checked(X, Y, loss)
@@ -554,7 +564,7 @@ class Network:
         would not be finite changes nothing."""
         if self._model is not None:
             self._bind_optimizer(optimizer)
-            return self._model.train_step(X, Y, _LOSS_CODE[loss])
+            return self._model.train_step(X, Y, _LOSS_CODE[loss_name(loss)], loss_delta(loss))
         J = self._loss_and_grads(X, Y, loss)
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
@@ -737,7 +747,7 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls)
+                X, Y, order, first, count, bs, _LOSS_CODE[loss_name(loss)], classify, polls, loss_delta(loss))
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):
