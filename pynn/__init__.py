@@ -49,7 +49,7 @@ from .io import load
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
 from .training import Callback, Diverged, History
-from . import schedules
+from . import losses, schedules
 
 __all__ = [
     "Adam",
@@ -64,6 +64,7 @@ __all__ = [
     "get_num_threads",
     "gradcheck",
     "load",
+    "losses",
     "schedules",
     "set_num_threads",
     "__version__",
