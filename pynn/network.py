@@ -75,8 +75,7 @@ class Dense:
         ``"softmax"`` (output layer only) — each as its ``torch.nn`` module with default arguments.
     init : None, str or (W, b)
         ``None`` draws Glorot-uniform weights (He-uniform for relu, leaky_relu, elu, gelu and
-        softplus layers) from the network's
-        ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
+        softplus layers) from the network's ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
         ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
         a pair of arrays gives the weights. Biases start at zero.
 
@@ -442,7 +441,7 @@ class Network:
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
-            Zl = ws.Z_out if l == last else ws.Z[l] if ws.Z[l] is not None else Al  # Z kept where it is read
+            Zl = ws.Z_out if l == last else (ws.Z[l] if ws.Z[l] is not None else Al)  # Z kept where it is read
             k.layer_forward(layer._W, A, layer._b, self._stems[l], Zl, Al)
             A = Al
 
