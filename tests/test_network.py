@@ -207,7 +207,7 @@ def test_weights_read_before_joining_are_kept():
     assert (net.layers[0].W == 0.25).all()
 
 
-@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "gelu"])
 def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, rng):
     # cpp and (small-net) numba run whole steps in a fused model; the per-kernel loop is what
     # large numba networks use. Both must give the reference's numbers.
