@@ -16,8 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import logging as _logging
 import os as _os
 from importlib import metadata as _metadata
+
+# Diagnostics go to the "pynn" logger; like any library, pynn leaves handlers to the application.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 try:
     __version__ = _metadata.version("pynn")
@@ -49,7 +53,7 @@ from .io import load
 from .network import Dense, Network
 from .optimizers import SGD, Adam, Optimizer
 from .training import Callback, Diverged, History
-from . import losses, schedules
+from . import health, losses, schedules
 
 __all__ = [
     "Adam",
@@ -63,6 +67,7 @@ __all__ = [
     "available_backends",
     "get_num_threads",
     "gradcheck",
+    "health",
     "load",
     "losses",
     "schedules",

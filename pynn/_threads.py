@@ -24,8 +24,10 @@ def set_num_threads(n: int) -> None:
     Examples
     --------
     >>> import pynn
+    >>> n = pynn.get_num_threads()
     >>> pynn.set_num_threads(1); pynn.get_num_threads()
     1
+    >>> pynn.set_num_threads(n)
     """
     global _requested
     n = check_int(n, "n")
@@ -41,7 +43,14 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The thread count set by :func:`set_num_threads`, or by default the compiled core's BLAS
-    thread count (the number of cores)."""
+    thread count (the number of cores).
+
+    Examples
+    --------
+    >>> import pynn
+    >>> pynn.get_num_threads() >= 1
+    True
+    """
     if _requested is not None:
         return _requested
     try:

@@ -23,9 +23,11 @@ OUTPUT_ONLY = frozenset({"softmax"})  # couples the units of a layer: only meani
 # determine Z). Every other backward reads A, and a hidden layer's Z is overwritten by A.
 BACKWARD_FROM_Z = frozenset({"gelu"})
 
+# Piecewise-linear rectifiers, whose units can die (pynn.health counts them).
+RELU_LIKE = frozenset({"relu", "leaky_relu"})
 # Default initialisation by activation: He for the rectifier family (relu and its smooth or
 # saturating variants, whose negative half is near zero, as He et al. assume), Glorot for the rest.
-RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "softplus"})
+HE_DEFAULT = RELU_LIKE | {"elu", "gelu", "softplus"}
 
 
 def activation_stem(name: object, *, argument: str = "activation") -> str:

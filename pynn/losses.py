@@ -7,7 +7,17 @@ log-rate for poisson), so a saturated output never takes ``log(0)``. Other pairs
 chain rule ``dZ = <act>_backward(<loss>_backward(...))``.
 
 Every loss is ``J = (1/d) Σ_i Σ_k L_ik``: summed over the outputs, averaged over the examples
-(PyTorch's ``reduction="sum"`` divided by ``d``).
+(PyTorch's ``reduction="sum"`` divided by ``d``). A loss is given by name, one of ``LOSSES``, or
+for Huber with another threshold as a :class:`Huber` object.
+
+Examples
+--------
+>>> import numpy as np, pynn
+>>> pynn.losses.LOSSES
+('mse', 'bce', 'cross_entropy', 'mae', 'huber', 'poisson')
+>>> net = pynn.Network([pynn.Dense(1, 1, "exp", init=([[1.0]], [[0.0]]))], dtype="float64")
+>>> net.loss(np.array([[0.0]]), np.array([[3.0]]), "poisson")  # exp(z) - y z at z = 0
+1.0
 """
 
 from __future__ import annotations

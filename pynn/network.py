@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from .activations import ACTIVATIONS, BACKWARD_FROM_Z, OUTPUT_ONLY, RELU_LIKE, activation_stem
+from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
+from .health import HealthMonitor
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, loss_delta, loss_name, loss_params
 from .optimizers import Optimizer
 from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
@@ -128,7 +129,7 @@ class Dense:
         return arr
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        scheme = self.init or ("he_uniform" if self._stem in RELU_LIKE else "glorot_uniform")
+        scheme = self.init or ("he_uniform" if self._stem in HE_DEFAULT else "glorot_uniform")
         n_in, n_out = self.n_in, self.n_out
         if scheme == "zeros":
             W = np.zeros((n_out, n_in))
@@ -149,7 +150,16 @@ class Dense:
 
     @property
     def W(self) -> np.ndarray:
-        """Weights, shape ``(n_out, n_in)``."""
+        """Weights, shape ``(n_out, n_in)``; assigning copies into the network's parameters.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> layer = pynn.Dense(2, 1)
+        >>> layer.W = [[0.3, 0.7]]
+        >>> layer.W
+        array([[0.3, 0.7]])
+        """
         self._materialize()
         return self._W
 
@@ -159,7 +169,17 @@ class Dense:
 
     @property
     def b(self) -> np.ndarray:
-        """Biases, shape ``(n_out, 1)``."""
+        """Biases, shape ``(n_out, 1)``; a 1-D ``(n_out,)`` value is taken as a column.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2)], seed=0)
+        >>> net.layers[0].b = [0.3, 0.9]
+        >>> net.layers[0].b
+        array([[0.3],
+               [0.9]], dtype=float32)
+        """
         self._materialize()
         return self._b
 
@@ -221,6 +241,14 @@ class Network:
     seed : int or None
         Seed for the initial weights: the same seed gives the same network.
 
+    Attributes
+    ----------
+    layers : list of Dense
+        The layers, input first.
+    metadata : dict
+        Free-form JSON data saved and loaded with the network (``pynn train`` keeps the feature
+        names, class labels and standardisation there). Starts empty.
+
     Examples
     --------
     >>> import numpy as np, pynn
@@ -259,6 +287,7 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.stop_training = False
+        self.metadata: dict[str, Any] = {}
 
         sizes = [(l.n_out, l.n_in) for l in layers]
         total = sum(h * n + h for h, n in sizes)
@@ -320,11 +349,26 @@ class Network:
 
     @property
     def sizes(self) -> list[int]:
-        """Widths from input to output, e.g. ``[784, 256, 10]``."""
+        """Widths from input to output, e.g. ``[784, 256, 10]``.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network([pynn.Dense(2, 3), pynn.Dense(3, 1)], seed=0).sizes
+        [2, 3, 1]
+        """
         return [self.layers[0].n_in, *self._widths]
 
     @property
     def n_params(self) -> int:
+        """The number of weights and biases.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network.from_sizes([2, 3, 1], seed=0).n_params  # (2*3 + 3) + (3*1 + 1)
+        13
+        """
         return self._params.size
 
     def __repr__(self) -> str:
@@ -405,7 +449,15 @@ class Network:
 
     def predict_classes(self, X: Any) -> np.ndarray:
         """The class of each example, shape ``(n_examples,)``: the argmax of the outputs, or for a
-        single output unit ``Yhat > 0.5``."""
+        single output unit ``Yhat > 0.5``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> net.predict_classes(np.array([[3, 0, 1], [0, 2, 5]]))
+        array([0, 1, 1])
+        """
         Yhat = self.forward(X)
         if Yhat.shape[0] == 1:
             return (Yhat[0] > 0.5).astype(np.intp)
@@ -492,6 +544,13 @@ class Network:
         ``"huber"`` or ``pynn.losses.Huber(delta)`` (``torch.nn.HuberLoss``, delta 1 by default),
         or ``"poisson"`` (``L = Σ_k yhat_k - y_k log yhat_k``, counts ``Y >= 0``; with an ``"exp"``
         output it is computed from the log-rate ``Z`` as ``exp(z) - y z``).
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.loss(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")  # (1/2)(1² + 3²) / 2
+        2.5
         """
         X, Y, loss = self._validated(X, Y, loss)
         return self._loss_from_checked(X, Y, loss)
@@ -504,7 +563,16 @@ class Network:
 
     def loss_and_grads(self, X: Any, Y: Any, loss: str) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
-        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep."""
+        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> J, [(dW, db)] = net.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")
+        >>> dW, db  # dJ/dZ = (Yhat - Y) / d = [0.5, 1.5]; dW = dJ/dZ Xᵀ, db = Σ dJ/dZ
+        (array([[3.5]]), array([[2.]]))
+        """
         X, Y, loss = self._validated(X, Y, loss)
         J = self._loss_and_grads(X, Y, loss)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
@@ -514,6 +582,15 @@ class Network:
 
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.train_step(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse", pynn.SGD(0.1))
+        2.5
+        >>> net.layers[0].W  # 2 - 0.1 * 3.5
+        array([[1.65]])
         """
         model = self._model
         if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
@@ -584,14 +661,23 @@ class Network:
         return out
 
     def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
-        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy)."""
+        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> scores = net.evaluate(np.array([[3, 0, 1], [0, 2, 5]]), np.array([0, 1, 0]), "cross_entropy")
+        >>> round(scores["accuracy"], 3)
+        0.667
+        """
         X, Y, loss = self._validated(X, Y, loss)
         return self._evaluate(X, Y, loss)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool = True) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -601,6 +687,20 @@ class Network:
         reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
         functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+        With ``health=True`` the History also records, per layer and epoch, weight and gradient
+        norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
+        :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
+        explodes.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]])  # XOR, one example per column
+        >>> y = np.array([0, 1, 1, 0])
+        >>> net = pynn.Network.from_sizes([2, 8, 2], hidden="tanh", seed=0)
+        >>> history = net.fit(X, y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=300, batch_size=4)
+        >>> len(history.loss), net.predict_classes(X)
+        (300, array([0, 1, 1, 0]))
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
@@ -611,6 +711,8 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        if not isinstance(health, (bool, np.bool_)):
+            raise TypeError(f"health must be a bool, got {health!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
         val = None
@@ -633,6 +735,8 @@ class Network:
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
+        monitor = HealthMonitor(self, X, history, epochs) if health else None
+        trained = 0.0
         ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
@@ -640,6 +744,8 @@ class Network:
             for epoch in range(epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
+                if monitor is not None:
+                    monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
                 order = rng.permutation(n) if shuffle else None
                 run = self._fused_epoch if self._model is not None else self._python_epoch
@@ -670,7 +776,10 @@ class Network:
                     for key, v in self._evaluate(val[0], val[1], loss).items():
                         logs[f"val_{key}"] = v
                 seconds = time.perf_counter() - t0
+                trained += seconds
                 history.append(epoch, **logs, time=seconds)
+                if monitor is not None:
+                    monitor.epoch_end(epoch)
                 progress.epoch(epoch, logs, seconds, n)
                 for cb in cbs:
                     cb.on_epoch_end(self, epoch, logs)
@@ -770,13 +879,68 @@ class Network:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:
-        """Write the network to ``path`` (an ``.npz`` file holding a JSON header and the weights;
-        no pickle). The file is written to a temporary name and renamed, so a failure never
-        leaves a half-written model in place of a good one."""
+        """Write the network to ``path`` (an ``.npz`` file holding a JSON header, ``metadata`` and
+        the weights; no pickle). The file is written to a temporary name and renamed, so a failure
+        never leaves a half-written model in place of a good one. :func:`pynn.load` reads it.
+
+        Examples
+        --------
+        >>> import os, tempfile, pynn
+        >>> net = pynn.Network.from_sizes([2, 3, 1], output="sigmoid", seed=0)
+        >>> net.metadata = {"features": ["x", "y"]}
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> pynn.load(path).metadata
+        {'features': ['x', 'y']}
+        """
         from .io import save
 
         save(self, path)
 
+    def to_onnx(self, path: Any = None, *, opset: int = 17, input_name: str = "X", output_name: str = "Y") -> Any:
+        """Export the network to an ONNX file (needs ``pip install "pynn[onnx]"``).
+
+        The ONNX model takes **row-major** input ``input_name`` of shape ``(n_examples,
+        n_features)`` and gives ``output_name`` of shape ``(n_examples, n_outputs)``, as ONNX
+        runtimes expect: the transpose of pynn's ``(features, examples)``, so
+        ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
+        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
+        checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            File to write; ``None`` only builds the model.
+        opset : int
+            ONNX opset of the default domain, >= 13 (default 17).
+        input_name, output_name : str
+            Names of the graph's input and output.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model (also written to ``path``).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, pynn
+        >>> import onnxruntime as ort
+        >>> net = pynn.Network.from_sizes([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
+        >>> _ = net.to_onnx(path)
+        >>> data = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)  # 5 examples, row-major
+        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        >>> Y = session.run(None, {"X": data})[0]
+        >>> Y.shape, bool(np.allclose(Y, net.predict(data.T).T, atol=1e-6))
+        ((5, 3), True)
+        """
+        from .onnx_export import to_onnx
+
+        return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
+
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
         layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b)) for l in self.layers]
-        return Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net.metadata = dict(self.metadata)
+        return net

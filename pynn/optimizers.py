@@ -6,8 +6,12 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .network import Network
 
 from ._validate import check_float
 
@@ -18,7 +22,18 @@ _serial = itertools.count()
 class Optimizer:
     """Base class. State (momentum, moments, step count) is kept per network, so one optimizer
     may train several networks without mixing their state. Hyper-parameters may be changed
-    between steps (``opt.lr = ...``), e.g. for a learning-rate schedule."""
+    between steps (``opt.lr = ...``), e.g. for a learning-rate schedule.
+
+    Examples
+    --------
+    >>> import numpy as np, pynn
+    >>> opt = pynn.SGD(0.5)
+    >>> net = pynn.Network.from_sizes([2, 1], output="sigmoid", seed=0)
+    >>> J = net.train_step(np.ones((2, 4)), np.ones(4), "bce", opt)
+    >>> opt.lr = 0.25  # a schedule: the next step uses the new rate
+    >>> isinstance(opt, pynn.Optimizer)
+    True
+    """
 
     def __init__(self) -> None:
         object.__setattr__(self, "_version", 0)
@@ -29,22 +44,44 @@ class Optimizer:
         object.__setattr__(self, name, value)
         object.__setattr__(self, "_version", self._version + 1)
 
-    def state(self, net) -> dict:
-        """This optimizer's state for ``net`` (created on first use)."""
+    def state(self, net: Network) -> dict[str, Any]:
+        """This optimizer's state for ``net`` (created on first use).
+
+        Examples
+        --------
+        >>> import pynn
+        >>> net = pynn.Network.from_sizes([2, 1], seed=0)
+        >>> sorted(k for k in pynn.Adam().state(net) if k in ("m", "v", "t"))
+        ['m', 't', 'v']
+        """
         st = self._state.get(net)
         if st is None or st["size"] != net._params.size or st["dtype"] != net.dtype:
             st = self._state[net] = {"size": net._params.size, "dtype": net.dtype, "serial": next(_serial),
                                      **self._new_state(net)}
         return st
 
-    def _bind(self, net, model) -> None:  # pragma: no cover - abstract
+    def _bind(self, net: Network, model: Any) -> None:  # pragma: no cover - abstract
         """Hand the settings and state arrays to the compiled model ``model`` of ``net``."""
         raise NotImplementedError
 
-    def _new_state(self, net) -> dict:
+    def _new_state(self, net: Network) -> dict[str, Any]:
         return {}
 
-    def step(self, net) -> None:  # pragma: no cover - abstract
+    def step(self, net: Network) -> None:  # pragma: no cover - abstract
+        """Update ``net``'s parameters from the gradients of its last ``loss_and_grads``.
+
+        ``net.train_step`` and ``net.fit`` call this; call it yourself only after
+        :meth:`Network.loss_and_grads` on the same network.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> J, grads = net.loss_and_grads(np.array([[1.0]]), np.array([[1.0]]), "mse")
+        >>> pynn.SGD(0.5).step(net)  # W <- 2 - 0.5 * dJ/dW = 2 - 0.5 * 1
+        >>> net.layers[0].W
+        array([[1.5]])
+        """
         raise NotImplementedError
 
     def _clip_settings(self, clip_value: float | None, clip_norm: float | None) -> None:
@@ -86,14 +123,29 @@ class Optimizer:
         return False
 
     def reset(self) -> None:
-        """Forget all state (momentum, moments, step count)."""
+        """Forget all state (momentum, moments, step count).
+
+        Examples
+        --------
+        >>> import pynn
+        >>> opt = pynn.Adam()
+        >>> opt.reset()
+        """
         self._state.clear()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
+        """The hyper-parameters, as keyword arguments of the constructor.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.SGD(0.1, momentum=0.9).get_config()
+        {'lr': 0.1, 'momentum': 0.9, 'nesterov': False, 'clip_value': None, 'clip_norm': None}
+        """
         return {}
 
 
@@ -136,17 +188,17 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
         self.nesterov = bool(nesterov)
 
-    def _new_state(self, net) -> dict:
+    def _new_state(self, net: Network) -> dict[str, Any]:
         return {"v": np.zeros_like(net._params) if self.momentum else np.empty(0, net.dtype)}
 
-    def step(self, net) -> None:
+    def step(self, net: Network) -> None:
         st = self.state(net)
         net._k.sgd_update(net._params, net._grads, st["v"], self.lr, self.momentum, self.nesterov)
 
-    def _bind(self, net, model) -> None:
+    def _bind(self, net: Network, model: Any) -> None:
         model.set_sgd(self.lr, self.momentum, self.nesterov, self.state(net)["v"], *self._clip_args())
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "clip_value": self.clip_value, "clip_norm": self.clip_norm}
 
@@ -185,21 +237,21 @@ class Adam(Optimizer):
         self.eps = check_float(eps, "eps", low=0, low_open=True)
         self.weight_decay = check_float(weight_decay, "weight_decay", low=0)
 
-    def _new_state(self, net) -> dict:
+    def _new_state(self, net: Network) -> dict[str, Any]:
         # t is a 1-element array so the compiled core can count steps in place
         return {"m": np.zeros_like(net._params), "v": np.zeros_like(net._params), "t": np.zeros(1, np.int64)}
 
-    def step(self, net) -> None:
+    def step(self, net: Network) -> None:
         st = self.state(net)
         st["t"][0] += 1
         net._k.adam_update(net._params, net._grads, st["m"], st["v"], int(st["t"][0]), self.lr, self.beta1,
                            self.beta2, self.eps, self.weight_decay)
 
-    def _bind(self, net, model) -> None:
+    def _bind(self, net: Network, model: Any) -> None:
         st = self.state(net)
         model.set_adam(self.lr, self.beta1, self.beta2, self.eps, self.weight_decay, st["m"], st["v"], st["t"],
                        *self._clip_args())
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay, "clip_value": self.clip_value, "clip_norm": self.clip_norm}

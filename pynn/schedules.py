@@ -168,7 +168,7 @@ class ReduceLROnPlateau(Schedule):
     >>> opt = pynn.SGD(1.0)
     >>> s = pynn.schedules.ReduceLROnPlateau(opt, patience=1, factor=0.5)
     >>> [s.step(m) for m in (1.0, 1.0, 1.0, 0.5)]
-    [1.0, 0.5, 0.5, 0.5]
+    [1.0, 1.0, 0.5, 0.5]
     """
 
     def __init__(self, optimizer: Optimizer, *, monitor: str | None = None, mode: str = "min", factor: float = 0.1,

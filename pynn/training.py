@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .network import Network
 
 
 class History:
@@ -33,11 +40,25 @@ class History:
         #: callback asked), "diverged" (a step's loss, gradient or update was not finite) or
         #: "interrupted" (Ctrl-C)
         self.stop_reason: str | None = None
+        #: per layer, per epoch: weight_norm, grad_norm, update_ratio, dead, saturated (see
+        #: pynn.health); empty when fit ran with health=False
+        self.health: list[dict[str, list[float]]] = []
+        #: the epochs that ``health`` holds (every epoch unless epochs were too short to afford it)
+        self.health_epochs: list[int] = []
         #: where it ended early: ``{"epoch": e, "batch": b, ...}``; batch b of epoch e is the first
         #: one not applied (for "diverged" it is the step that was refused, with its "loss")
         self.stopped_at: dict[str, Any] | None = None
 
     def append(self, epoch: int, **logs: float) -> None:
+        """Record epoch ``epoch`` (0-based) with its values, e.g. ``loss=0.3``.
+
+        Examples
+        --------
+        >>> h = History()
+        >>> h.append(0, loss=0.5, val_loss=0.7)
+        >>> h.epoch, h["val_loss"]
+        ([0], [0.7])
+        """
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
@@ -52,11 +73,13 @@ class History:
         self.stop_reason, self.stopped_at = reason, where
 
     def __getattr__(self, key: str) -> list[float]:
-        if key.startswith("_") or key in ("history", "epoch", "stop_reason", "stopped_at"):
+        if key.startswith("_") or key in ("history", "epoch", "stop_reason", "stopped_at", "health", "health_epochs"):
             raise AttributeError(key)
         try:
             return self.history[key]
         except KeyError:
+            if key in ("loss", "time"):  # every fit records these: none yet (stopped in epoch 0)
+                return self.history.setdefault(key, [])
             raise AttributeError(f"History has no series {key!r}; it has {sorted(self.history)}") from None
 
     def __len__(self) -> int:
@@ -66,32 +89,153 @@ class History:
         last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
         return f"History(epochs={len(self)}, last={last})"
 
+    def plot(self, path: str | os.PathLike[str] | None = None, *, ax: Axes | None = None) -> Figure:
+        """Draw the loss curves (``loss`` and ``val_loss`` per epoch) and, beside them, the
+        accuracy curves when there are any; save the figure to ``path`` if given.
+
+        Needs matplotlib (``pip install "pynn[plot]"``). With ``path`` and no ``ax`` the figure
+        is drawn without pyplot, so it works without a display and leaves pyplot's state alone;
+        with neither, it is a pyplot figure for ``plt.show()``. With ``ax`` the loss curves go
+        on that Axes (and nothing else is drawn).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Image file to write; the format follows the suffix (``.png``, ``.svg``, ``.pdf``).
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw the loss curves on.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure drawn on.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> h = History()
+        >>> for epoch, (loss, val) in enumerate([(0.9, 1.0), (0.5, 0.7), (0.3, 0.6)]):
+        ...     h.append(epoch, loss=loss, val_loss=val)
+        >>> fig = h.plot(os.path.join(tempfile.mkdtemp(), "loss.png"))
+        >>> [line.get_label() for line in fig.axes[0].lines]
+        ['loss', 'val_loss']
+        """
+        if not len(self):
+            raise ValueError("History.plot: the history is empty, there is nothing to plot (train at least one epoch)")
+        if path is not None:
+            path = os.fspath(path)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ImportError('History.plot needs matplotlib: pip install "pynn[plot]"') from None
+        if ax is not None:
+            fig, axes = ax.figure, [ax]
+        else:
+            if path is not None:
+                from matplotlib.figure import Figure
+
+                fig = Figure(layout="constrained")  # not registered with pyplot: no global state
+            else:
+                import matplotlib.pyplot as plt
+
+                fig = plt.figure(layout="constrained")
+            panels = 2 if "accuracy" in self or "val_accuracy" in self else 1
+            fig.set_size_inches(5.0 * panels, 3.6)
+            axes = list(fig.subplots(1, panels, squeeze=False)[0])
+        epochs = [e + 1 for e in self.epoch]
+        for axis, what in zip(axes, ("loss", "accuracy")):
+            for key, style in ((what, "-"), (f"val_{what}", "--")):
+                if key in self:
+                    axis.plot(epochs, self.history[key], style, marker="o" if len(epochs) < 30 else None,
+                              markersize=3, label=key)
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(what)
+            axis.grid(True, alpha=0.3)
+            axis.legend()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
+
 
 class Callback:
     """Base class for ``fit`` callbacks; override any hook. Set ``net.stop_training = True`` in
     a hook to end training after the current batch or epoch.
 
     A plain function given as a callback is called as ``f(epoch, logs)`` at each epoch's end.
+    ``logs`` holds the epoch's ``loss`` (and ``accuracy``, ``val_loss``, ``val_accuracy`` when
+    computed); at a batch's end, the batch's ``loss`` and ``size``.
+
+    Examples
+    --------
+    >>> import numpy as np, pynn
+    >>> class StopBelow(pynn.Callback):
+    ...     def __init__(self, threshold):
+    ...         self.threshold = threshold
+    ...     def on_epoch_end(self, net, epoch, logs):
+    ...         if logs["loss"] < self.threshold:
+    ...             net.stop_training = True
+    >>> net = pynn.Network([pynn.Dense(1, 1, "linear")], seed=0)
+    >>> X = np.linspace(-1, 1, 20)[None, :]
+    >>> h = net.fit(X, 3 * X, loss="mse", optimizer=pynn.SGD(0.5), epochs=500, callbacks=[StopBelow(1e-3)])
+    >>> len(h) < 500 and h.loss[-1] < 1e-3
+    True
     """
 
-    def on_train_begin(self, net, logs: dict[str, Any]) -> None: ...
-    def on_epoch_begin(self, net, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_batch_end(self, net, batch: int, logs: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_train_end(self, net, logs: dict[str, Any]) -> None: ...
+    def on_train_begin(self, net: Network, logs: dict[str, Any]) -> None:
+        """Called once before the first epoch."""
 
-    def on_divergence(self, net, logs: dict[str, Any]) -> None:
+    def on_epoch_begin(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
+        """Called at the start of each epoch (0-based)."""
+
+    def on_batch_end(self, net: Network, batch: int, logs: dict[str, Any]) -> None:
+        """Called after each batch's update with its ``loss`` and ``size`` (the compiled
+        backend then runs batches one call at a time, so use it only when needed)."""
+
+    def on_epoch_end(self, net: Network, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after each epoch with its ``logs``; may set ``net.stop_training``."""
+
+    def on_train_end(self, net: Network, logs: dict[str, Any]) -> None:
+        """Called once after the last epoch."""
+
+    def on_divergence(self, net: Any, logs: dict[str, Any]) -> None:
         """A step's loss, gradient or update was not finite and was not applied; ``logs`` holds
         ``epoch``, ``batch`` and ``loss``. Without a callback that overrides this hook, ``fit``
         raises FloatingPointError. With one, the hook decides: set ``net.stop_training = True``
         to end training (``fit`` returns its History), or change something (``opt.lr``) and
-        return to go on with the next batch."""
+        return to go on with the next batch.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> class Halve(pynn.Callback):
+        ...     def __init__(self, opt):
+        ...         self.opt = opt
+        ...     def on_divergence(self, net, logs):
+        ...         self.opt.lr /= 2  # skip the batch, go on more gently
+        >>> net = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", seed=0)
+        >>> opt = pynn.SGD(1.0)
+        >>> X, Y = np.array([[1e200]]), np.array([[0.0]])
+        >>> h = net.fit(X, Y, loss="mse", optimizer=opt, epochs=2, callbacks=[Halve(opt)], health=False)
+        >>> opt.lr, h.stop_reason
+        (0.25, None)
+        """
 
 
 class Diverged(FloatingPointError):
     """Raised by ``fit`` when a step's loss, gradient or update is not finite and no callback
     handles it. The network keeps its last finite weights; ``.history`` is the History so far
-    (its ``stopped_at`` says which epoch and batch)."""
+    (its ``stopped_at`` says which epoch and batch).
+
+    Examples
+    --------
+    >>> import numpy as np, pynn
+    >>> net = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", seed=0)
+    >>> try:
+    ...     net.fit(np.array([[1e200]]), np.array([[0.0]]), loss="mse", optimizer=pynn.SGD(1.0), health=False)
+    ... except pynn.Diverged as e:
+    ...     print(e.history.stop_reason, e.history.stopped_at["epoch"], e.history.stopped_at["batch"])
+    diverged 0 0
+    """
 
     def __init__(self, message: str, history: "History | None" = None) -> None:
         super().__init__(message)

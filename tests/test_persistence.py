@@ -534,3 +534,65 @@ def test_header_with_pathological_json(tmp_path, raw):
     path = write_npz(tmp_path / "m.npz", raw, small_arrays())
     with rejected(path):
         pynn.load(path)
+
+
+# ---------------------------------------------------------------- metadata (optional, format 1)
+def test_metadata_round_trip(tmp_path, backend):
+    net = pynn.Network(ARCHS["relu-softmax"](), backend=backend, seed=0)
+    assert net.metadata == {}
+    meta = {"features": ["sepal length", "größe", "x,y"], "classes": ["a", 2, 3.5, None, True],
+            "scaling": {"mean": [0.25, -1e300], "std": [1.0, 5e-324]}, "target": "species"}
+    net.metadata = meta
+    path = tmp_path / "m.npz"
+    net.save(path)
+    header, _ = read_npz(path)
+    assert header["metadata"] == meta and header["format_version"] == 1
+    loaded = pynn.load(path)
+    assert loaded.metadata == meta
+    assert loaded.metadata is not meta
+
+
+def test_file_without_metadata_loads_with_empty_metadata(tmp_path):
+    path = write_npz(tmp_path / "m.npz", small_header(), small_arrays())
+    assert pynn.load(path).metadata == {}
+
+
+def test_file_written_by_pynn_0_1_0_still_loads():
+    """tests/data/model_format1_pynn0.1.0.npz was written by pynn 0.1.0 (before metadata): a
+    3-4-3 tanh/softmax float32 network. Its predictions are recomputed here from its own arrays."""
+    path = pathlib.Path(__file__).parent / "data" / "model_format1_pynn0.1.0.npz"
+    header, arrays = read_npz(path)
+    assert "metadata" not in header and header["pynn_version"] == "0.1.0"
+    net = pynn.load(path, backend="numpy")
+    assert net.sizes == [3, 4, 3] and net.dtype == np.float32 and net.metadata == {}
+    X = batch(3).astype(np.float64)
+    Z1 = arrays["W0"].astype(np.float64) @ X + arrays["b0"]
+    Z2 = arrays["W1"].astype(np.float64) @ np.tanh(Z1) + arrays["b1"]
+    want = np.exp(Z2 - Z2.max(axis=0)) / np.exp(Z2 - Z2.max(axis=0)).sum(axis=0)
+    np.testing.assert_allclose(net.predict(X), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, why", [
+    ([1, 2], "be a dict, got list"),
+    ({"x": np.float32(1)}, "JSON values"),
+    ({"x": float("nan")}, "JSON values"),
+    ({"x": (1, 2)}, "would not read back"),
+    ({1: "x"}, "would not read back"),
+    ({"x": object()}, "JSON values"),
+], ids=["list", "numpy-scalar", "nan", "tuple", "int-key", "object"])
+def test_metadata_that_json_cannot_store_is_refused_before_writing(tmp_path, bad, why):
+    path = tmp_path / "m.npz"
+    net = pynn.Network(ARCHS["identity"](), seed=0)
+    net.save(path)
+    before = path.read_bytes()
+    net.metadata = bad
+    with pytest.raises(TypeError, match=f"net.metadata must .*{re.escape(why)}"):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_file_with_malformed_metadata_is_rejected(tmp_path):
+    path = write_npz(tmp_path / "m.npz", small_header(metadata=["not", "a", "dict"]), small_arrays())
+    with rejected(path):
+        pynn.load(path)

@@ -46,7 +46,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 from types import ModuleType
+
+log = logging.getLogger("pynn")
 
 ACTIVATION_KERNELS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "exp", "linear", "softmax")
 LOSS_KERNELS = ("mse", "bce", "cross_entropy", "mae", "huber", "poisson")
@@ -97,7 +100,8 @@ def get_backend(name: str) -> ModuleType:
 def _importable(name: str) -> bool:
     try:
         get_backend(name)
-    except ImportError:
+    except ImportError as e:
+        log.debug("backend %r is not available: %s", name, e)
         return False
     return True
 
@@ -108,7 +112,17 @@ def _first_available() -> str:
 
 
 def available_backends() -> list[str]:
-    """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``."""
+    """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``.
+
+    A backend is missing when it cannot be imported (the compiled core not built, Numba not
+    installed); the reason is logged at DEBUG level on the ``pynn`` logger.
+
+    Examples
+    --------
+    >>> import pynn
+    >>> "numpy" in pynn.available_backends()  # the reference is always there
+    True
+    """
     return [name for name in _MODULES if _importable(name)]
 
 
