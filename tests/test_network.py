@@ -258,3 +258,18 @@ def test_concurrent_predictions_equal_serial_ones(backend, rng):
     for i, outs in enumerate(results):
         for k, got in enumerate(outs):
             np.testing.assert_array_equal(got, serial[(i + k) % len(batches)])
+
+
+def test_fused_codes_follow_the_python_tables():
+    """numba_fused numbers activations and losses as the tables do (the compiled core's enums in
+    csrc/kernels.hpp are checked by every loss × activation equality test above)."""
+    from conftest import backend_module
+    from pynn.backends import ACTIVATION_KERNELS
+    from pynn.losses import LOSSES
+
+    backend_module("numba")
+    from pynn.backends import numba_fused as nf
+
+    assert list(nf.ACT_CODES) == list(ACTIVATION_KERNELS) and list(nf.ACT_CODES.values()) == list(range(10))
+    assert [nf.MSE, nf.BCE, nf.CROSS_ENTROPY, nf.MAE, nf.HUBER, nf.POISSON] == [LOSSES.index(n) for n in LOSSES]
+    assert LOSSES == ("mse", "bce", "cross_entropy", "mae", "huber", "poisson")
