@@ -284,6 +284,34 @@ void bind(py::module_& m) {
         adam_update<T>(p, g, mm, v, n, t, lr, beta1, beta2, eps, weight_decay);
     }, "Adam/AdamW step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "m"_a.noconvert(),
        "v"_a.noconvert(), "t"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
+
+    m.def("rmsprop_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& sq_, Arr<T>& ga_, Arr<T>& buf_, double lr,
+                               double alpha, double eps, double weight_decay, double momentum, bool centered) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* sq = flat(sq_, "square_avg", n, true);
+        T* ga = centered ? flat(ga_, "grad_avg", n, true) : nullptr;
+        T* buf = momentum > 0 ? flat(buf_, "buf", n, true) : nullptr;
+        if (overlap(Mat<T>{p, n, 1, 1, 1}, CMat<T>{g, n, 1, 1, 1})) fail("p must not overlap g");
+        py::gil_scoped_release release;
+        rmsprop_update<T>(p, g, sq, ga, buf, n, lr, alpha, eps, weight_decay, momentum, centered);
+    }, "RMSprop step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "square_avg"_a.noconvert(),
+       "grad_avg"_a.noconvert(), "buf"_a.noconvert(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a,
+       "centered"_a);
+
+    m.def("rprop_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& prev_, Arr<T>& step_, double eta_minus,
+                             double eta_plus, double step_min, double step_max) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* prev = flat(prev_, "prev", n, true);
+        T* step = flat(step_, "step_size", n, true);
+        if (overlap(Mat<T>{p, n, 1, 1, 1}, CMat<T>{g, n, 1, 1, 1})) fail("p must not overlap g");
+        py::gil_scoped_release release;
+        rprop_update<T>(p, g, prev, step, n, eta_minus, eta_plus, step_min, step_max);
+    }, "iRprop- step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "prev"_a.noconvert(),
+       "step_size"_a.noconvert(), "eta_minus"_a, "eta_plus"_a, "step_min"_a, "step_max"_a);
 }
 
 
@@ -429,6 +457,37 @@ void bind_model(py::module_& m, const char* name) {
             self.opt_arrays.append(m_); self.opt_arrays.append(v); self.opt_arrays.append(t);
         }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
            "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert(), "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
+        .def("set_rmsprop", [](PM& self, double lr, double alpha, double eps, double wd, double momentum,
+                               bool centered, Arr<T>& sq, Arr<T>& ga, Arr<T>& buf, double clip_value,
+                               double clip_norm) {
+            OptState<T> o;
+            o.kind = OptState<T>::rmsprop;
+            o.clip_value = clip_value; o.clip_norm = clip_norm;
+            o.lr = lr; o.alpha = alpha; o.eps = eps; o.weight_decay = wd; o.momentum = momentum;
+            o.centered = centered;
+            idx n = self.model.n_params();
+            o.v = flat(sq, "square_avg", n, true);
+            o.m = centered ? flat(ga, "grad_avg", n, true) : nullptr;
+            o.u = momentum > 0 ? flat(buf, "buf", n, true) : nullptr;
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(sq); self.opt_arrays.append(ga); self.opt_arrays.append(buf);
+        }, "use RMSprop with these settings and state", "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a,
+           "centered"_a, "square_avg"_a.noconvert(), "grad_avg"_a.noconvert(), "buf"_a.noconvert(),
+           "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
+        .def("set_rprop", [](PM& self, double eta_minus, double eta_plus, double step_min, double step_max,
+                             Arr<T>& prev, Arr<T>& step) {
+            OptState<T> o;
+            o.kind = OptState<T>::rprop;
+            o.eta_minus = eta_minus; o.eta_plus = eta_plus; o.step_min = step_min; o.step_max = step_max;
+            idx n = self.model.n_params();
+            o.v = flat(prev, "prev", n, true);
+            o.m = flat(step, "step_size", n, true);
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(prev); self.opt_arrays.append(step);
+        }, "use Rprop with these settings and state", "eta_minus"_a, "eta_plus"_a, "step_min"_a, "step_max"_a,
+           "prev"_a.noconvert(), "step_size"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
                                double delta) {

@@ -84,6 +84,11 @@ template <class T> void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ);
 template <class T> bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov);
 template <class T> bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,
                                     double beta2, double eps, double weight_decay);
+// gavg is read only when centered, buf only when momentum > 0 (either may be null otherwise).
+template <class T> bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, double alpha,
+                                       double eps, double weight_decay, double momentum, bool centered);
+template <class T> bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus,
+                                     double step_min, double step_max);
 template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
 
 }  // namespace pynn

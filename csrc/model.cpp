@@ -161,11 +161,11 @@ template <class T>
 bool Model<T>::update(const OptState<T>& opt) {
     const idx n = n_params_;
     clip_gradient<T>(grads_, n, opt.clip_value, opt.clip_norm);
-    T* state[2] = {opt.v, opt.kind == OptState<T>::adam ? opt.m : nullptr};
+    T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
     if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
-    undo_.resize(size_t(3 * n));
+    undo_.resize(size_t(4 * n));
     std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 3; ++s)
         if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
     bool ok = true;
     if (opt.kind == OptState<T>::sgd) {
@@ -175,10 +175,16 @@ bool Model<T>::update(const OptState<T>& opt) {
         ok = adam_update<T>(params_, grads_, opt.m, opt.v, n, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
                             opt.weight_decay);
         if (!ok) --*opt.t;
+    } else if (opt.kind == OptState<T>::rmsprop) {
+        ok = rmsprop_update<T>(params_, grads_, opt.v, opt.m, opt.u, n, opt.lr, opt.alpha, opt.eps,
+                               opt.weight_decay, opt.momentum, opt.centered);
+    } else if (opt.kind == OptState<T>::rprop) {
+        ok = rprop_update<T>(params_, grads_, opt.v, opt.m, n, opt.eta_minus, opt.eta_plus, opt.step_min,
+                             opt.step_max);
     }
     if (!ok) {
         std::memcpy(params_, undo_.data(), size_t(n) * sizeof(T));
-        for (int s = 0; s < 2; ++s)
+        for (int s = 0; s < 3; ++s)
             if (state[s]) std::memcpy(state[s], undo_.data() + (s + 1) * n, size_t(n) * sizeof(T));
     }
     return ok;

@@ -18,12 +18,16 @@ namespace pynn {
 // Optimizer settings and state pointers (the state arrays belong to the Python optimizer).
 template <class T>
 struct OptState {
-    enum Kind { none, sgd, adam } kind = none;
+    enum Kind { none, sgd, adam, rmsprop, rprop } kind = none;
     double lr = 0, momentum = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    double alpha = 0;                                         // RMSprop
+    double eta_minus = 0, eta_plus = 0, step_min = 0, step_max = 0;  // Rprop
     double clip_value = 0, clip_norm = 0;  // gradient clipping before the update; 0 = off
-    bool nesterov = false;
-    T* v = nullptr;        // SGD velocity or Adam second moment
-    T* m = nullptr;        // Adam first moment
+    bool nesterov = false, centered = false;
+    // State arrays of n values; null where the settings need none.
+    T* v = nullptr;        // SGD velocity, Adam and RMSprop second moment, Rprop previous gradient
+    T* m = nullptr;        // Adam first moment, centered RMSprop mean gradient, Rprop step sizes
+    T* u = nullptr;        // RMSprop momentum buffer
     int64_t* t = nullptr;  // Adam step count (1-element array, incremented in place)
 };
 

@@ -50,8 +50,9 @@ from ._threads import get_num_threads, set_num_threads
 from .backends import available_backends
 from .gradcheck import gradcheck
 from .io import load
+from .many import fit_many
 from .network import Dense, Network
-from .optimizers import SGD, Adam, Optimizer
+from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
 from .training import Callback, Diverged, History
 from . import health, losses, schedules
 
@@ -61,10 +62,14 @@ __all__ = [
     "Dense",
     "Diverged",
     "History",
+    "LBFGS",
     "Network",
     "Optimizer",
+    "RMSprop",
+    "Rprop",
     "SGD",
     "available_backends",
+    "fit_many",
     "get_num_threads",
     "gradcheck",
     "health",

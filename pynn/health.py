@@ -63,7 +63,11 @@ class HealthMonitor:
         self.net, self.history, self.last = net, history, epochs - 1
         self.spent = 0.0  # seconds spent recording
         self.recording = False
-        self.probe = X[:, : min(PROBE, X.shape[1])]
+        k = min(PROBE, X.shape[1])
+        if isinstance(X, np.ndarray):
+            self.probe = X[:, :k]
+        else:  # sparse rows: densify just the probe
+            self.probe = X.dense(slice(0, k), np.empty((X.shape[0], k), net.dtype, order="F"))
         self.start = np.empty_like(net._params)
         self.diff = np.empty_like(net._params)
         self.warned: set[tuple[int, str]] = set()

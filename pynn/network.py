@@ -8,6 +8,7 @@ step is one kernel call. Batches are ``(features, examples)``; the per-batch wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._sparse import SparseRows, is_sparse
+from ._threads import single_threaded
 from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
 from .health import HealthMonitor
 from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, loss_delta, loss_name, loss_params
-from .optimizers import Optimizer
+from .optimizers import LBFGS, Optimizer
 from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
@@ -42,7 +45,9 @@ def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     np.take along axis 1 of an F-ordered array would first copy all of it into C order, so
     F-ordered data (``X.T`` of row-major data) is gathered as rows of its C-ordered transpose;
     mode="clip" avoids take's buffering copy (the indices are valid)."""
-    if A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
+    if isinstance(A, SparseRows):
+        A.dense(idx, out)
+    elif A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
         np.take(A.T, idx, axis=0, out=out.T, mode="clip")
     else:
         np.take(A, idx, axis=A.ndim - 1, out=out, mode="clip")
@@ -56,10 +61,19 @@ def _loss_ok(loss: str, output_stem: str) -> bool:
     return True
 
 
-INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
+# scheme -> (variance of W given fan_in and fan_out, distribution): the formulas of
+# torch.nn.init (xavier_* with gain 1, kaiming_* with the relu gain √2, kaiming_* with the linear
+# gain 1 for LeCun) and of Keras' initializers, except that the *_normal schemes are plain normals
+# as in torch (Keras truncates at two standard deviations and rescales).
+INIT_VARIANCE = {
+    "glorot": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),
+    "he": lambda fan_in, fan_out: 2.0 / fan_in,
+    "lecun": lambda fan_in, fan_out: 1.0 / fan_in,
+}
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "zeros")
 _INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform",
                  "xavier_normal": "glorot_normal", "he": "he_uniform", "kaiming": "he_uniform",
-                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
+                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal", "lecun": "lecun_uniform"}
 
 
 class Dense:
@@ -74,11 +88,18 @@ class Dense:
         (alpha 1), ``"gelu"`` (the exact erf form), ``"softplus"`` (beta 1, linear above 20),
         ``"exp"`` (for a poisson model's output), ``"linear"`` (alias ``"identity"``) or
         ``"softmax"`` (output layer only) — each as its ``torch.nn`` module with default arguments.
-    init : None, str or (W, b)
+    init : None, str, (W, b) or callable
         ``None`` draws Glorot-uniform weights (He-uniform for relu, leaky_relu, elu, gelu and
-        softplus layers) from the network's ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
-        ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
-        a pair of arrays gives the weights. Biases start at zero.
+        softplus layers) from the network's ``seed`` when the layer joins a Network. A name picks
+        the scheme, with ``fan_in = n_in`` and ``fan_out = n_out``: ``"glorot_uniform"``/``"xavier_uniform"`` (U(±√(6/(fan_in +
+        fan_out)))), ``"glorot_normal"``/``"xavier_normal"`` (N(0, 2/(fan_in + fan_out))),
+        ``"he_uniform"``/``"kaiming_uniform"`` (U(±√(6/fan_in))), ``"he_normal"``/
+        ``"kaiming_normal"`` (N(0, 2/fan_in)), ``"lecun_uniform"`` (U(±√(3/fan_in))),
+        ``"lecun_normal"`` (N(0, 1/fan_in)) or ``"zeros"`` — torch.nn.init's formulas (Keras'
+        for the names; its normals are truncated, these are not). A pair of arrays gives the
+        weights; a callable ``init(shape, rng)`` returns ``W`` of ``shape = (n_out, n_in)``,
+        drawn from ``rng``, a ``numpy.random.Generator`` seeded from the network's ``seed``.
+        Biases start at zero, except with ``(W, b)``.
 
     Notes
     -----
@@ -112,8 +133,11 @@ class Dense:
             self.init = "given"
             self._W = self._check_param(init[0], "W", "init[0]")
             self._b = self._check_param(init[1], "b", "init[1]")
+        elif callable(init):
+            self.init = init
         else:
-            raise TypeError(f"init must be None, a scheme name or a pair of arrays (W, b), got {type(init).__name__}")
+            raise TypeError(f"init must be None, a scheme name, a pair of arrays (W, b) or a callable "
+                            f"init(shape, rng), got {type(init).__name__}")
 
     # ---- parameters
     def _check_param(self, value: Any, which: str, name: str | None = None) -> np.ndarray:
@@ -131,17 +155,18 @@ class Dense:
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         scheme = self.init or ("he_uniform" if self._stem in HE_DEFAULT else "glorot_uniform")
         n_in, n_out = self.n_in, self.n_out
-        if scheme == "zeros":
+        if callable(scheme):
+            W = self._check_param(scheme((n_out, n_in), rng), "W", "the array returned by init(shape, rng)")
+        elif scheme == "zeros":
             W = np.zeros((n_out, n_in))
-        elif scheme.startswith("glorot"):
-            var = 2.0 / (n_in + n_out)
         else:
-            var = 2.0 / n_in
-        if scheme.endswith("uniform"):
-            lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
-            W = rng.uniform(-lim, lim, size=(n_out, n_in))
-        elif scheme.endswith("normal"):
-            W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
+            family, dist = scheme.split("_")
+            var = INIT_VARIANCE[family](n_in, n_out)
+            if dist == "uniform":
+                lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
+                W = rng.uniform(-lim, lim, size=(n_out, n_in))
+            else:
+                W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
         return W, np.zeros((n_out, 1))
 
     def _materialize(self) -> None:
@@ -387,7 +412,9 @@ class Network:
         return ws
 
     # ------------------------------------------------------------------ forward
-    def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
+    def _check_X(self, X: Any, name: str = "X") -> np.ndarray | SparseRows:
+        if is_sparse(X):
+            return SparseRows.checked(X, self.layers[0].n_in, self.dtype, name)
         return V.as_batch(X, self.layers[0].n_in, self.dtype, name)
 
     def _with_backend(self, backend: str) -> "Network":
@@ -440,6 +467,13 @@ class Network:
                              f"stride, got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if X.shape[1] == 0:
             return out
+        if isinstance(X, SparseRows):  # chunk by chunk, each densified into one reused buffer
+            for s, e, Xc in X.chunks(self.dtype):
+                self._forward_dense(Xc, out[:, s:e])
+            return out
+        return self._forward_dense(X, out)
+
+    def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
             self._model.forward(X, out)
             return out
@@ -556,6 +590,8 @@ class Network:
         return self._loss_from_checked(X, Y, loss)
 
     def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss)["loss"]
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -574,6 +610,8 @@ class Network:
         (array([[3.5]]), array([[2.]]))
         """
         X, Y, loss = self._validated(X, Y, loss)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
         J = self._loss_and_grads(X, Y, loss)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
@@ -609,6 +647,8 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
         return self._step(X, Y, loss, optimizer)
 
     @property
@@ -654,10 +694,26 @@ class Network:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str) -> dict[str, float]:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss)
         out = {"loss": self._loss_from_checked(X, Y, loss)}
         if loss in CLASSIFICATION:
             right, total = correct_count(self._workspace(X.shape[1]).A[-1], Y, loss)
             out["accuracy"] = right / total
+        return out
+
+    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str) -> dict[str, float]:
+        """Loss (and accuracy) chunk by chunk: J = Σ_chunks J_c d_c / d."""
+        total, right, judged = 0.0, 0, 0
+        for s, e, Xc in X.chunks(self.dtype):
+            Yc = Y[..., s:e]
+            total += self._loss_from_checked(Xc, Yc, loss) * (e - s)
+            if loss in CLASSIFICATION:
+                r, j = correct_count(self._workspace(e - s).A[-1], Yc, loss)
+                right, judged = right + r, judged + j
+        out = {"loss": total / X.shape[1]}
+        if loss in CLASSIFICATION:
+            out["accuracy"] = right / judged
         return out
 
     def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
@@ -675,9 +731,9 @@ class Network:
         return self._evaluate(X, Y, loss)
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
+    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0, health: bool = True) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool = True, deterministic: bool = False) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -692,6 +748,17 @@ class Network:
         :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
         explodes.
 
+        ``batch_size=None`` trains on all examples as one batch (full-batch training, meant for
+        :class:`pynn.Rprop`). With :class:`pynn.LBFGS` each epoch is one L-BFGS iteration over
+        all examples (``batch_size`` and ``shuffle`` are ignored).
+
+
+        ``deterministic=True`` gives the same weights for the same ``seed`` whatever the thread
+        counts: the fit runs every BLAS in the process (the compiled core's and NumPy's) and
+        Numba on one thread, so every sum is taken in one fixed order, and puts the counts back
+        afterwards. Without it, float32 results may differ in the last bits between thread
+        counts (OpenBLAS splits a product differently for different counts).
+
         Examples
         --------
         >>> import numpy as np, pynn
@@ -705,7 +772,7 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         epochs = V.check_int(epochs, "epochs")
-        batch_size = V.check_int(batch_size, "batch_size")
+        batch_size = None if batch_size is None else V.check_int(batch_size, "batch_size")
         verbose = V.check_int(verbose, "verbose", minimum=0)
         if seed is not None:
             seed = V.check_int(seed, "seed", minimum=0)
@@ -713,6 +780,8 @@ class Network:
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
         if not isinstance(health, (bool, np.bool_)):
             raise TypeError(f"health must be a bool, got {health!r}")
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
         val = None
@@ -723,14 +792,18 @@ class Network:
                                   ("validation_data[0]", "validation_data[1]"))[:2]
 
         n = X.shape[1]
-        bs = min(batch_size, n)
+        bs = n if batch_size is None else min(batch_size, n)
+        if optimizer._full_batch and bs < n:
+            _log.warning("%s is a full-batch method, but fit runs batches of %d of the %d examples: "
+                         "pass batch_size=None", type(optimizer).__name__, bs, n)
         n_batches = -(-n // bs)
         rng = np.random.default_rng(seed)
         history = History()
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        gather = shuffle and self._model is None  # the fused path gathers into its own workspace
+        sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
+        gather = (shuffle and self._model is None) or sparse  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
@@ -740,15 +813,17 @@ class Network:
         ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
-        with sigint_deferred(stop_flag):
-            for epoch in range(epochs):
+        with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
+            if isinstance(optimizer, LBFGS):
+                optimizer._fit(self, X, Y, loss, epochs, val, cbs, history, progress, stop_flag)
+            for epoch in range(0 if isinstance(optimizer, LBFGS) else epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
                 if monitor is not None:
                     monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
-                order = rng.permutation(n) if shuffle else None
-                run = self._fused_epoch if self._model is not None else self._python_epoch
+                order = rng.permutation(n) if shuffle else (np.arange(n) if sparse else None)
+                run = self._fused_epoch if self._model is not None and not sparse else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
                 except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
@@ -817,14 +892,21 @@ class Network:
                 _gather(Y, idx, yb)
             else:
                 xb, yb = X[:, s:e], Y[..., s:e]
-            J, applied = self._try_step(xb, yb, loss, optimizer)
+            if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
+                self._bind_optimizer(optimizer)
+                ls, _, r, j, _, diverged, bad, _ = self._model.run_batches(
+                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss_name(loss)], classify, False, loss_delta(loss))
+                J, applied = (bad, False) if diverged else (ls / (e - s), True)
+            else:
+                J, applied = self._try_step(xb, yb, loss, optimizer)
+                if applied and classify:
+                    r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
             if not applied:
                 self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
                 continue
             total += J * (e - s)
             seen += e - s
             if classify:
-                r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
                 right, judged = right + r, judged + j
             progress.batch(epoch, bi, J)
             if cbs:

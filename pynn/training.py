@@ -38,7 +38,7 @@ class History:
         self.epoch: list[int] = []
         #: why training ended before its last epoch: None (it ran them all), "stop_training" (a
         #: callback asked), "diverged" (a step's loss, gradient or update was not finite) or
-        #: "interrupted" (Ctrl-C)
+        #: "interrupted" (Ctrl-C) or "converged" (LBFGS met its tolerance; stopped_at has SciPy's message)
         self.stop_reason: str | None = None
         #: per layer, per epoch: weight_norm, grad_norm, update_ratio, dead, saturated (see
         #: pynn.health); empty when fit ran with health=False

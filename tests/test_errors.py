@@ -583,6 +583,12 @@ CORE_CASES = {
                         r"v must have 5 elements, got 0"),
     "adam t=0": (lambda C: C.adam_update(z(5), z(5), z(5), z(5), 0, 0.1, 0.9, 0.99, 1e-8, 0.0), ValueError,
                  r"t must be >= 1"),
+    "rmsprop centered state": (lambda C: C.rmsprop_update(z(5), z(5), z(5), z(0), z(0), 0.1, 0.9, 1e-8, 0.0, 0.0,
+                                                         True), ValueError, r"grad_avg must have 5 elements, got 0"),
+    "rmsprop momentum state": (lambda C: C.rmsprop_update(z(5), z(5), z(5), z(0), z(4), 0.1, 0.9, 1e-8, 0.0, 0.5,
+                                                          False), ValueError, r"buf must have 5 elements, got 4"),
+    "rprop read-only steps": (lambda C: C.rprop_update(z(5), z(5), z(5), _readonly(z(5)), 0.5, 1.2, 1e-6, 50.0),
+                              ValueError, r"step_size must be a writable array"),
     "unknown act": (lambda C: C.layer_forward(z(3, 2), z(2, 4), z(3, 1), "selu", z(3, 4), z(3, 4)), ValueError,
                     r"act must be one of .*got 'selu'"),
 }

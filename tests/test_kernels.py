@@ -323,6 +323,48 @@ def test_adam_update(kernels, ref, dtype, rng, size, t, weight_decay):
     assert not np.array_equal(p, p0)
 
 
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["no-momentum", "momentum"])
+@pytest.mark.parametrize("alpha, weight_decay", [(0.99, 0.0), (0.3, 0.01)], ids=["a.99", "a.3-wd"])
+def test_rmsprop_update(kernels, ref, dtype, rng, size, centered, momentum, alpha, weight_decay):
+    """alpha 0.3 takes the other branch of torch's lerp (weight 1 - alpha >= 0.5)."""
+    p, g, ga, buf = (make(rng, (size,), dtype) for _ in range(4))
+    sq = (ga * ga + make(rng, (size,), dtype, low=0.01, high=0.1)).astype(dtype)  # s > ḡ², as a run keeps it
+    p0, ga0, buf0 = p.copy(), ga.copy(), buf.copy()
+    want = [a.copy() for a in (p, sq, ga, buf)]
+    args = (1e-2, alpha, 1e-8, weight_decay, momentum, centered)
+    ref.rmsprop_update(*want[:1], g, *want[1:], *args)
+    with unchanged(g):
+        kernels.rmsprop_update(p, g, sq, ga, buf, *args)
+    for got, w in zip((p, sq, ga, buf), want):
+        assert_close(got, w, dtype)
+    assert not np.array_equal(p, p0)
+    assert np.array_equal(ga, ga0) != centered and np.array_equal(buf, buf0) == (momentum == 0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rprop_update(kernels, ref, dtype, rng, size):
+    """Signs kept, flipped and zero (prev = 0), and step sizes that hit both clamps."""
+    p, g, prev = (make(rng, (size,), dtype) for _ in range(3))
+    prev[::3] = 0
+    step = make(rng, (size,), dtype, low=1e-4, high=0.2)
+    step[::5] = 0.19  # * 1.2 > step_max where the sign is kept
+    step[1::5] = 2e-3  # * 0.5 < step_min where it flips
+    p0 = p.copy()
+    want = [a.copy() for a in (p, prev, step)]
+    args = (0.5, 1.2, 1e-3, 0.2)
+    ref.rprop_update(want[0], g, want[1], want[2], *args)
+    with unchanged(g):
+        kernels.rprop_update(p, g, prev, step, *args)
+    for got, w in zip((p, prev, step), want):
+        assert_close(got, w, dtype, rtol=0, atol=0)  # only products by eta and sign moves: exact
+    flipped = g * prev < 0
+    assert np.array_equal(prev[flipped], np.zeros(flipped.sum(), dtype)) and np.array_equal(p[flipped], p0[flipped])
+    assert step.max() <= dtype.type(0.2) and step.min() >= dtype.type(1e-3)
+
+
 # ---------------------------------------------------------------- layouts
 # Layout handling doesn't depend on the dtype, and every layout combination is a separate Numba
 # compilation, so these run in the default dtype only.

@@ -31,6 +31,8 @@ kernel                                                    math
 ``layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev)``  ``<act>_backward`` then ``dense_backward``
 ``sgd_update(p, g, v, lr, momentum, nesterov)``           SGD with momentum, as ``torch.optim.SGD``
 ``adam_update(p, g, m, v, t, lr, beta1, beta2, eps, wd)`` Adam / AdamW, as ``torch.optim.AdamW``
+``rmsprop_update(p, g, s, gbar, buf, lr, alpha, ...)``    RMSprop, as ``torch.optim.RMSprop``
+``rprop_update(p, g, prev, step, eta_minus, ...)``         iRprop−, as ``torch.optim.Rprop``
 ========================================================  ===============================================
 
 ``dA_prev`` may be ``None`` (the first layer needs no input gradient). In the fused
@@ -67,6 +69,8 @@ KERNELS: tuple[str, ...] = (
     "layer_backward",
     "sgd_update",
     "adam_update",
+    "rmsprop_update",
+    "rprop_update",
 )
 
 # Fastest first: "auto" takes the first that imports.

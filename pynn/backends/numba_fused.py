@@ -27,7 +27,7 @@ SIGMOID, TANH, RELU, LEAKY_RELU, ELU, GELU, SOFTPLUS, EXP, LINEAR, SOFTMAX = ran
 ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
              "softplus": SOFTPLUS, "exp": EXP, "linear": LINEAR, "softmax": SOFTMAX}
 MSE, BCE, CROSS_ENTROPY, MAE, HUBER, POISSON = range(6)  # the order of pynn.losses.LOSSES
-SGD, ADAM = 1, 2
+SGD, ADAM, RMSPROP, RPROP = 1, 2, 3, 4
 
 # Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
 MAX_PARAMS = 20_000
@@ -359,9 +359,13 @@ def _clip(grads, clip_value, clip_norm):
 
 
 @_jit
-def _update(params, grads, kind, hyper, v, m, t, undo):
+def _update(params, grads, kind, hyper, v, m, u, t, undo):
     """Clip, then update; an update whose result is not finite is taken back from ``undo``
-    (3 x n), so the network keeps its last finite weights. Returns whether it was applied."""
+    (4 x n), so the network keeps its last finite weights. Returns whether it was applied.
+
+    ``hyper`` holds lr, momentum, nesterov (or centered), beta1 (or alpha, or eta_minus), beta2
+    (or eta_plus), eps, weight_decay, clip_value, clip_norm, step_min, step_max; the state arrays
+    ``v, m, u`` are as in the compiled core's OptState (empty where unused)."""
     lr, mom, nesterov, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
     _clip(grads, hyper[7], hyper[8])
     n = params.shape[0]
@@ -369,8 +373,54 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
     undo[:n] = params
     undo[n:n + v.shape[0]] = v
     undo[2 * n:2 * n + m.shape[0]] = m
+    undo[3 * n:3 * n + u.shape[0]] = u
     ok = True
-    if kind == SGD:
+    if kind == RMSPROP:
+        centered = nesterov != 0
+        lr_, a, one_minus_a, e, decay, mu = T(lr), T(b1), T(1 - b1), T(eps), T(wd), T(mom)
+        w = 1 - b1
+        low = w < 0.5
+        lw = T(w if low else 1 - w)
+        for k in range(n):
+            g = grads[k] + decay * params[k] if wd != 0 else grads[k]
+            s = a * v[k] + one_minus_a * (g * g)
+            v[k] = s
+            if centered:
+                ak = m[k]
+                ak = ak + lw * (g - ak) if low else g - (g - ak) * lw
+                m[k] = ak
+                avg = np.sqrt(s - ak * ak) + e
+                ok &= np.isfinite(ak)
+            else:
+                avg = np.sqrt(s) + e
+            if mom > 0:
+                b = mu * u[k] + g / avg
+                u[k] = b
+                params[k] -= lr_ * b
+                ok &= np.isfinite(b)
+            else:
+                params[k] -= lr_ * (g / avg)
+            ok &= np.isfinite(params[k]) and np.isfinite(s)
+    elif kind == RPROP:
+        em, ep, lo, hi, zero = T(b1), T(b2), T(hyper[9]), T(hyper[10]), T(0)
+        for k in range(n):
+            g = grads[k]
+            s = g * v[k]
+            st = m[k]
+            if s > zero:
+                st = st * ep
+            elif s < zero:
+                st = st * em
+                g = zero
+            st = min(max(st, lo), hi)
+            m[k] = st
+            if g > zero:
+                params[k] -= st
+            elif g < zero:
+                params[k] += st
+            v[k] = g
+            ok &= np.isfinite(params[k])
+    elif kind == SGD:
         lr_, mu = T(lr), T(mom)
         if mom == 0:
             for k in range(n):
@@ -402,22 +452,23 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
         params[:] = undo[:n]
         v[:] = undo[n:n + v.shape[0]]
         m[:] = undo[2 * n:2 * n + m.shape[0]]
+        u[:] = undo[3 * n:3 * n + u.shape[0]]
     return ok
 
 
 @_jit
 def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m,
-          t, undo):
+          u, t, undo):
     _forward(params, offs, sizes, acts, X, ws, wz, Zout, d)
     J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta)
     _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta)
-    applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
+    applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, u, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, undo, count_correct):
+                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, u, t, undo, count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
@@ -441,7 +492,7 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
         J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, delta, ws, wz, Zout, dbuf0, dbuf1, nb, eps,
-                           kind, hyper, v, m, t, undo)
+                           kind, hyper, v, m, u, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -508,7 +559,7 @@ class Model:
         self._tls = threading.local()
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
-        self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
+        self._undo = np.empty(4 * params.shape[0], params.dtype)  # see _update
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -571,13 +622,25 @@ class Model:
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
-        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm], np.float64)
-        self._opt = (SGD, hyper, v if momentum else self.params[:0], self.params[:0], np.zeros(1, np.int64),
-                     self._undo)
+        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm, 0, 0], np.float64)
+        none = self.params[:0]
+        self._opt = (SGD, hyper, v if momentum else none, none, none, np.zeros(1, np.int64), self._undo)
 
     def set_adam(self, lr, beta1, beta2, eps, weight_decay, m, v, t, clip_value=0.0, clip_norm=0.0) -> None:
-        hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm], np.float64)
-        self._opt = (ADAM, hyper, v, m, t, self._undo)
+        hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm, 0, 0], np.float64)
+        self._opt = (ADAM, hyper, v, m, self.params[:0], t, self._undo)
+
+    def set_rmsprop(self, lr, alpha, eps, weight_decay, momentum, centered, square_avg, grad_avg, buf,
+                    clip_value=0.0, clip_norm=0.0) -> None:
+        hyper = np.array([lr, momentum, float(centered), alpha, 0, eps, weight_decay, clip_value, clip_norm, 0, 0],
+                         np.float64)
+        none = self.params[:0]
+        self._opt = (RMSPROP, hyper, square_avg, grad_avg if centered else none, buf if momentum > 0 else none,
+                     np.zeros(1, np.int64), self._undo)
+
+    def set_rprop(self, eta_minus, eta_plus, step_min, step_max, prev, step_size) -> None:
+        hyper = np.array([0, 0, 0, eta_minus, eta_plus, 0, 0, 0, 0, step_min, step_max], np.float64)
+        self._opt = (RPROP, hyper, prev, step_size, self.params[:0], np.zeros(1, np.int64), self._undo)
 
     def train_step(self, X, Y, loss: int, delta: float = 1.0):
         X = self._batch(X)

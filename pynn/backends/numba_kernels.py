@@ -714,6 +714,66 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
           T(lr / bias1), T(np.sqrt(bias2)), T(eps))
 
 
+
+@_pjit
+def _rmsprop(p, g, square_avg, grad_avg, buf, lr, alpha, one_minus_alpha, eps, weight_decay, momentum,
+             centered, lerp_low, lerp_w):
+    """The reference's rmsprop_update, one element at a time."""
+    for k in prange(p.shape[0]):
+        gk = g[k] + weight_decay * p[k] if weight_decay != 0 else g[k]
+        s = alpha * square_avg[k] + one_minus_alpha * (gk * gk)
+        square_avg[k] = s
+        if centered:
+            a = grad_avg[k]
+            a = a + lerp_w * (gk - a) if lerp_low else gk - (gk - a) * lerp_w
+            grad_avg[k] = a
+            avg = np.sqrt(s - a * a) + eps
+        else:
+            avg = np.sqrt(s) + eps
+        if momentum > 0:
+            b = momentum * buf[k] + gk / avg
+            buf[k] = b
+            p[k] -= lr * b
+        else:
+            p[k] -= lr * (gk / avg)
+
+
+@_pjit
+def _rprop(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    """The reference's rprop_update, one element at a time."""
+    zero = p.dtype.type(0)
+    for k in prange(p.shape[0]):
+        gk = g[k]
+        s = gk * prev[k]
+        st = step_size[k]
+        if s > zero:
+            st = st * eta_plus
+        elif s < zero:
+            st = st * eta_minus
+            gk = zero
+        st = min(max(st, step_min), step_max)
+        step_size[k] = st
+        if gk > zero:
+            p[k] -= st
+        elif gk < zero:
+            p[k] += st
+        prev[k] = gk
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, centered):
+    """RMSprop as ``torch.optim.RMSprop`` (see the reference)."""
+    T = p.dtype.type
+    w = 1 - alpha
+    low = w < 0.5
+    _rmsprop(p, g, square_avg, grad_avg if centered else p[:0], buf if momentum > 0 else p[:0], T(lr), T(alpha),
+             T(1 - alpha), T(eps), T(weight_decay), T(momentum), bool(centered), low, T(w if low else 1 - w))
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    """iRprop− as ``torch.optim.Rprop`` (see the reference)."""
+    T = p.dtype.type
+    _rprop(p, g, prev, step_size, T(eta_minus), T(eta_plus), T(step_min), T(step_max))
+
 _FORWARD = {a: globals()[f"{a}_forward"] for a in ACTIVATION_KERNELS}
 _BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}
 

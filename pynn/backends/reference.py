@@ -278,3 +278,38 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
     v[...] = beta2 * v + (1 - beta2) * g * g
     bias1, bias2 = 1 - beta1**t, 1 - beta2**t
     p -= (lr / bias1) * m / (np.sqrt(v) / math.sqrt(bias2) + eps)
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, centered):
+    """RMSprop as ``torch.optim.RMSprop``: s <- α s + (1-α) g²; p <- p - lr g / (√s + eps).
+
+    ``g`` gains ``weight_decay p`` first (L2, coupled). Centered: ḡ <- lerp(ḡ, g, 1-α) and the
+    root is √(s - ḡ²). Momentum μ: buf <- μ buf + g / (root + eps); p <- p - lr buf.
+    ``grad_avg`` is unused (may be empty) unless centered, ``buf`` unless momentum > 0."""
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    square_avg[...] = alpha * square_avg + (1 - alpha) * (g * g)
+    if centered:
+        w = 1 - alpha  # torch's lerp: the form it picks by the weight's size
+        grad_avg[...] = grad_avg + w * (g - grad_avg) if w < 0.5 else g - (g - grad_avg) * (1 - w)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf[...] = momentum * buf + g / avg
+        p -= lr * buf
+    else:
+        p -= lr * (g / avg)
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    """iRprop− as ``torch.optim.Rprop``: each step size grows by eta_plus where g keeps its sign
+    (g·prev > 0), shrinks by eta_minus where it flips — and there g counts as 0 for this step —
+    clipped to [step_min, step_max]; p <- p - sign(g) step_size; prev <- g."""
+    T = p.dtype.type
+    s = g * prev
+    factor = np.where(s > 0, T(eta_plus), np.where(s < 0, T(eta_minus), T(1)))
+    step_size[...] = np.clip(step_size * factor, T(step_min), T(step_max))
+    g = np.where(s < 0, T(0), g)
+    p -= np.sign(g) * step_size
+    prev[...] = g
