@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -113,8 +115,8 @@ T* flat(Arr<T>& a, const char* name, idx n, bool writable) {
     return const_cast<T*>(static_cast<const T*>(a.data()));
 }
 
-const char* ACTS[] = {"sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax"};
-const char* LOSSES[] = {"mse", "bce", "cross_entropy"};
+const char* ACTS[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "exp", "linear", "softmax"};
+const char* LOSSES[] = {"mse", "bce", "cross_entropy", "mae", "huber", "poisson"};  // in enum Loss's order
 
 template <class T>
 void bind(py::module_& m) {
@@ -156,7 +158,8 @@ void bind(py::module_& m) {
             expect_disjoint<T>(dZ, "dZ", {{A, "A"}});
             py::gil_scoped_release release;
             act_backward<T>(act, dA, A, dZ);
-        }, "dZ = dA * act'(Z), from A = act(Z); dZ may be dA", "dA"_a.noconvert(), "A"_a.noconvert(), "dZ"_a.noconvert());
+        }, backward_from_z(act) ? "dZ = dA * act'(Z), from Z; dZ may be dA" : "dZ = dA * act'(Z), from A = act(Z); dZ may be dA",
+           "dA"_a.noconvert(), py::arg(backward_from_z(act) ? "Z" : "A").noconvert(), "dZ"_a.noconvert());
     }
 
     auto pair_in = [](const Arr<T>& X_, const Arr<T>& Y_, const char* xn) {
@@ -165,9 +168,10 @@ void bind(py::module_& m) {
         if (X.cols == 0) fail("the batch must hold at least one example");
         return std::make_pair(X, Y);
     };
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < int(std::size(LOSSES)); ++k) {
         Loss loss = Loss(k);
         std::string name = LOSSES[k];
+        if (loss == Loss::huber) continue;  // takes its delta: below
         m.def((name + "_forward").c_str(), [loss, pair_in](const Arr<T>& Yh_, const Arr<T>& Y_) {
             auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
             py::gil_scoped_release release;
@@ -182,6 +186,26 @@ void bind(py::module_& m) {
             loss_backward<T>(loss, Yh, Y, dYh);
         }, "dYhat = dJ/dYhat", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dYhat"_a.noconvert());
     }
+    m.def("huber_forward", [pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, double delta) {
+        auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+        py::gil_scoped_release release;
+        return loss_forward<T>(Loss::huber, Yh, Y, delta);
+    }, "J = (1/d) sum_i L(yhat_i, y_i), Huber with threshold delta", "Yhat"_a.noconvert(), "Y"_a.noconvert(),
+       "delta"_a = 1.0);
+    m.def("huber_backward", [pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, Arr<T>& dYh_, double delta) {
+        auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+        auto dYh = out(dYh_, "dYhat");
+        expect_shape(dYh, Yh.rows, Yh.cols, "dYhat");
+        expect_disjoint<T>(dYh, "dYhat", {{Yh, "Yhat"}, {Y, "Y"}});
+        py::gil_scoped_release release;
+        loss_backward<T>(Loss::huber, Yh, Y, dYh, delta);
+    }, "dYhat = dJ/dYhat, Huber with threshold delta", "Yhat"_a.noconvert(), "Y"_a.noconvert(),
+       "dYhat"_a.noconvert(), "delta"_a = 1.0);
+    m.def("poisson_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
+        auto [Z, Y] = pair_in(Z_, Y_, "Z");
+        py::gil_scoped_release release;
+        return poisson_logits_forward<T>(Z, Y);
+    }, "poisson of exp(Z), computed from the log-rate Z", "Z"_a.noconvert(), "Y"_a.noconvert());
     m.def("bce_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
         auto [Z, Y] = pair_in(Z_, Y_, "Z");
         py::gil_scoped_release release;
@@ -356,9 +380,10 @@ bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m) {
         return true;
     }
     if (!all_finite(Y.dense)) return false;
-    if (loss == Loss::mse) return true;
+    if (loss != Loss::bce && loss != Loss::cross_entropy && loss != Loss::poisson) return true;
+    T hi = loss == Loss::poisson ? std::numeric_limits<T>::infinity() : T(1);  // counts: only >= 0
     int ok = 1;
-    for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= T(1); });
+    for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= hi; });
     return ok;
 }
 
@@ -398,17 +423,20 @@ void bind_model(py::module_& m, const char* name) {
             if (!all_finite(X)) reject("X is not finite");
             if (X.cols) self.model.forward(X, Yhat);
         }, "Yhat = the network's output for X, into out", "X"_a, "out"_a)
-        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads, const Weights& s_) {
+        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads, const Weights& s_,
+                        double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             const double* s = weights_view(s_, X.cols);
             py::gil_scoped_release release;
             if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+            self.model.huber_delta = delta;
             return self.model.loss(X, Y, Loss(loss), grads, s);
         }, "J for (X, Y), weighted by sample_weight if given; fills the gradient buffer when grads",
-           "X"_a, "Y"_a, "loss"_a, "grads"_a, "sample_weight"_a = py::none())
-        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss, const Weights& s_) {
+           "X"_a, "Y"_a, "loss"_a, "grads"_a, "sample_weight"_a = py::none(), "delta"_a = 1.0)
+        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss, const Weights& s_,
+                              double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
@@ -419,11 +447,12 @@ void bind_model(py::module_& m, const char* name) {
             {
                 py::gil_scoped_release release;
                 if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+                self.model.huber_delta = delta;
                 J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied, s);
             }
             return py::make_tuple(J, applied);
         }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a,
-           "sample_weight"_a = py::none())
+           "sample_weight"_a = py::none(), "delta"_a = 1.0)
         .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v, double clip_value,
                            double clip_norm) {
             OptState<T> o;
@@ -492,7 +521,7 @@ void bind_model(py::module_& m, const char* name) {
            "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
-                               const Weights& s_) {
+                               const Weights& s_, double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             const double* sw = weights_view(s_, X.cols);
@@ -521,6 +550,7 @@ void bind_model(py::module_& m, const char* name) {
                 return true;
             };
             EpochStats st;
+            self.model.huber_delta = delta;
             {
                 py::gil_scoped_release release;
                 st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop, sw);
@@ -530,7 +560,7 @@ void bind_model(py::module_& m, const char* name) {
         }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, "
            "diverged, bad_loss, exception raised by a signal handler or None)",
            "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
-           "poll_signals"_a = false, "sample_weight"_a = py::none());
+           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0);
 }
 }  // namespace
 

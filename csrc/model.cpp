@@ -43,14 +43,18 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         d = std::max(d, ws->cap);
         idx L = idx(acts_.size()), m = n_out(), hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
         idx total = 0;
-        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d;
+        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d * (l < L - 1 && backward_from_z(acts_[l]) ? 2 : 1);
         total += m * d + 2 * hmax * d + n_in() * d + m * d;
         idx act_total = total - (m * d + 2 * hmax * d + n_in() * d + m * d);
         if (drop) total += 2 * act_total;
         ws->buf.assign(size_t(total), T(0));
         T* p = ws->buf.data();
         ws->A.resize(size_t(L));
-        for (idx l = 0; l < L; ++l) { ws->A[l] = p; p += sizes_[l + 1] * d; }
+        ws->Z.assign(size_t(L), nullptr);
+        for (idx l = 0; l < L; ++l) {
+            ws->A[l] = p; p += sizes_[l + 1] * d;
+            if (l < L - 1 && backward_from_z(acts_[l])) { ws->Z[l] = p; p += sizes_[l + 1] * d; }
+        }
         ws->Z_out = p; p += m * d;
         ws->dA[0] = p; p += hmax * d;
         ws->dA[1] = p; p += hmax * d;
@@ -102,7 +106,8 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
     CMat<T> A = X;
     for (idx l = 0; l < L; ++l) {
         Mat<T> Al = act_view(ws, l, d);
-        Mat<T> Z = l == L - 1 ? Mat<T>{ws.Z_out, n_out(), d, 1, n_out()} : Al;
+        T* z = l == L - 1 ? ws.Z_out : ws.Z[l];  // Z is kept for the loss, and where a backward reads it
+        Mat<T> Z = z ? Mat<T>{z, sizes_[l + 1], d, 1, sizes_[l + 1]} : Al;
         layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al);
         A = Al;
         if (dropped(l, train)) {  // the next layer reads D = A ⊙ M; A itself stays for act'(A)
@@ -116,7 +121,7 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
 
 static bool canonical(Act a, Loss l) {
     return (a == Act::linear && l == Loss::mse) || (a == Act::sigmoid && l == Loss::bce) ||
-           (a == Act::softmax && l == Loss::cross_entropy);
+           (a == Act::softmax && l == Loss::cross_entropy) || (a == Act::exp && l == Loss::poisson);
 }
 
 template <class T>
@@ -127,7 +132,8 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const
     auto value = [&](CMat<T> Zc, CMat<T> Yhc, CMat<T> Yc) {
         if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Zc, Yc);
         if (out == Act::softmax && loss == Loss::cross_entropy) return cross_entropy_logits_forward<T>(Zc, Yc);
-        return loss_forward<T>(loss, Yhc, Yc);
+        if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Zc, Yc);
+        return loss_forward<T>(loss, Yhc, Yc, huber_delta);
     };
     if (!s) return value(Z, Yhat, Y);
     // Σ s_j L_j / Σ s_j: each example's L_j is the same kernel on a batch of one column
@@ -171,7 +177,7 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         dense_backward<T>(dZ, A_prev(L - 1), W_[L - 1], dW_[L - 1], db_[L - 1], L > 1 ? &dAp : nullptr);
         top = L - 2;
     } else {
-        loss_backward<T>(loss, Yhat, Y, dA(L - 1));
+        loss_backward<T>(loss, Yhat, Y, dA(L - 1), huber_delta);
         if (s) scale_columns(dA(L - 1), s);
         top = L - 1;
     }
@@ -179,7 +185,7 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         Mat<T> dAl = dA(l), dAp = l > 0 ? dA(l - 1) : Mat<T>{};
         if (dropped(l, train))  // back through the mask: dA ⊙ M
             for (idx k = 0; k < dAl.rows * d; ++k) dAl.p[k] *= ws.M[l][k];
-        layer_backward<T>(dAl, act_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
+        layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
 }

@@ -46,6 +46,7 @@ struct Workspace {
     idx cap = 0;
     std::vector<T> buf;
     std::vector<T*> A;  // A[l]: (h_l, cap)
+    std::vector<T*> Z;  // Z[l]: (h_l, cap) for hidden layers whose backward reads Z (gelu), else null
     T* Z_out = nullptr; // output logits (m, cap)
     T* dA[2] = {nullptr, nullptr};
     T* Xb = nullptr;    // gathered input batch (n_in, cap)
@@ -91,6 +92,8 @@ class Model {
     // step increments *step (a 1-element array owned by Python).
     void set_dropout(std::vector<double> rates, uint64_t seed, int64_t* step);
 
+    double huber_delta = 1.0;  // Huber's delta for Loss::huber (the binding sets it with each call)
+
     idx n_in() const { return sizes_.front(); }
     idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
@@ -113,6 +116,11 @@ class Model {
     std::unique_ptr<Workspace<T>> acquire(idx d);
     void release(std::unique_ptr<Workspace<T>> ws);
     Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
+    // What layer l's backward reads: Z (the kept Z[l], or Z_out for the output layer) for gelu, else A.
+    Mat<T> backward_view(Workspace<T>& ws, idx l, idx d) const {
+        if (!backward_from_z(acts_[l])) return act_view(ws, l, d);
+        return {l == idx(acts_.size()) - 1 ? ws.Z_out : ws.Z[l], sizes_[l + 1], d, 1, sizes_[l + 1]};
+    }
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
     bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);

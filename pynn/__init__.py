@@ -54,7 +54,7 @@ from .many import fit_many
 from .network import Dense, Network
 from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
 from .training import Callback, Diverged, EarlyStopping, History
-from . import health, schedules
+from . import health, losses, schedules
 
 __all__ = [
     "Adam",
@@ -75,6 +75,7 @@ __all__ = [
     "gradcheck",
     "health",
     "load",
+    "losses",
     "schedules",
     "set_num_threads",
     "__version__",

@@ -150,6 +150,8 @@ def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str 
     _check_finite(arr, name)
     if loss in ("bce", "cross_entropy") and arr.size and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} for loss {loss!r} must hold values in [0, 1]; got values from {arr.min()} to {arr.max()}")
+    if loss == "poisson" and arr.size and arr.min() < 0:
+        raise ValueError(f"{name} for loss 'poisson' must hold counts (values >= 0); got a minimum of {arr.min()}")
     return arr
 
 

@@ -21,10 +21,11 @@ import numpy as np
 from . import _validate as V
 from ._sparse import SparseRows, is_sparse
 from ._threads import single_threaded
-from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
+from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
 from .health import HealthMonitor
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses
+from .losses import (CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses, loss_delta,
+                     loss_name, loss_params)
 from .optimizers import LBFGS, Optimizer
 from .training import (Callback, Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count,
                        correct_share, sigint_deferred)
@@ -85,12 +86,14 @@ class Dense:
     n_in, n_out : int
         Input and output widths: ``W`` has shape ``(n_out, n_in)`` and ``b`` shape ``(n_out, 1)``.
     activation : str
-        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
-        ``"linear"`` (alias ``"identity"``) or ``"softmax"`` (output layer only).
+        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"elu"``
+        (alpha 1), ``"gelu"`` (the exact erf form), ``"softplus"`` (beta 1, linear above 20),
+        ``"exp"`` (for a poisson model's output), ``"linear"`` (alias ``"identity"``) or
+        ``"softmax"`` (output layer only) — each as its ``torch.nn`` module with default arguments.
     init : None, str, (W, b) or callable
-        ``None`` draws Glorot-uniform weights (He-uniform for relu-like layers) from the network's
-        ``seed`` when the layer joins a Network. A name picks the scheme, with ``fan_in = n_in``
-        and ``fan_out = n_out``: ``"glorot_uniform"``/``"xavier_uniform"`` (U(±√(6/(fan_in +
+        ``None`` draws Glorot-uniform weights (He-uniform for relu, leaky_relu, elu, gelu and
+        softplus layers) from the network's ``seed`` when the layer joins a Network. A name picks
+        the scheme, with ``fan_in = n_in`` and ``fan_out = n_out``: ``"glorot_uniform"``/``"xavier_uniform"`` (U(±√(6/(fan_in +
         fan_out)))), ``"glorot_normal"``/``"xavier_normal"`` (N(0, 2/(fan_in + fan_out))),
         ``"he_uniform"``/``"kaiming_uniform"`` (U(±√(6/fan_in))), ``"he_normal"``/
         ``"kaiming_normal"`` (N(0, 2/fan_in)), ``"lecun_uniform"`` (U(±√(3/fan_in))),
@@ -160,7 +163,7 @@ class Dense:
         return arr
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        scheme = self.init or ("he_uniform" if self._stem in RELU_LIKE else "glorot_uniform")
+        scheme = self.init or ("he_uniform" if self._stem in HE_DEFAULT else "glorot_uniform")
         n_in, n_out = self.n_in, self.n_out
         if callable(scheme):
             W = self._check_param(scheme((n_out, n_in), rng), "W", "the array returned by init(shape, rng)")
@@ -237,12 +240,14 @@ class Dense:
 
 
 class _Workspace:
-    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, and two
-    ping-pong buffers for the backward pass (layer l reads dA[l] and writes dA[l-1])."""
+    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, Z[l] for the
+    hidden layers whose backward reads Z (``keep_z``), and two ping-pong buffers for the backward
+    pass (layer l reads dA[l] and writes dA[l-1])."""
 
-    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype) -> None:
+    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype, keep_z: Sequence[bool] = ()) -> None:
         self.d = d
         self.A = [np.empty((h, d), dtype, order="F") for h in widths]
+        self.Z = [np.empty((h, d), dtype, order="F") if keep else None for h, keep in zip(widths[:-1], keep_z)]
         self._widths, self._dtype = widths, dtype
         self._grad: list[np.ndarray] | None = None
         self.Z_out = np.empty((widths[-1], d), dtype, order="F")  # output logits, kept for the loss
@@ -431,7 +436,7 @@ class Network:
         if ws is None:
             if len(cache) >= 4:  # keep the training batch size and a few others, not every size ever seen
                 cache.pop(next(iter(cache)))
-            ws = cache[d] = _Workspace(self._widths, d, self.dtype)
+            ws = cache[d] = _Workspace(self._widths, d, self.dtype, [s in BACKWARD_FROM_Z for s in self._stems])
         return ws
 
     # ------------------------------------------------------------------ forward
@@ -542,7 +547,7 @@ class Network:
         k, stem = self._k, self._stems[-1]
         if Z_out is not None and (stem, loss) in FROM_LOGITS:
             return getattr(k, FROM_LOGITS[stem, loss])(Z_out, Y)
-        return getattr(k, f"{loss}_forward")(ws.A[-1], Y)
+        return getattr(k, f"{loss_name(loss)}_forward")(ws.A[-1], Y, *loss_params(loss))
 
     def _dropped(self, l: int, train: bool) -> bool:
         return train and self._rates[l] > 0
@@ -555,7 +560,8 @@ class Network:
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
-            k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
+            Zl = ws.Z_out if l == last else (ws.Z[l] if ws.Z[l] is not None else Al)  # Z kept where it is read
+            k.layer_forward(layer._W, A, layer._b, self._stems[l], Zl, Al)
             A = Al
             if self._dropped(l, train):
                 M, D = ws.dropout_buffers(l)
@@ -581,14 +587,15 @@ class Network:
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
-            getattr(k, f"{loss}_backward")(Yhat, Y, dA[-1])
+            getattr(k, f"{loss_name(loss)}_backward")(Yhat, Y, dA[-1], *loss_params(loss))
             if scale is not None:
                 dA[-1] *= scale
             top = L - 1
         for l in range(top, -1, -1):
             if self._dropped(l, train):
                 dA[l] *= ws.M[l]
-            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_in(l), dA[l], self._dW[l],
+            Al = ws.A[l] if self._stems[l] not in BACKWARD_FROM_Z else ws.Z_out if l == L - 1 else ws.Z[l]
+            k.layer_backward(dA[l], Al, self._stems[l], self.layers[l]._W, A_in(l), dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
     def _weighted_loss(self, ws: _Workspace, Y: np.ndarray, loss: str, s: np.ndarray) -> float:
@@ -603,7 +610,7 @@ class Network:
         masks of training step ``_drop_step[0]``."""
         train = train and self._dropout
         if self._model is not None and not train:
-            return self._model.loss(X, Y, _LOSS_CODE[loss], True, s)
+            return self._model.loss(X, Y, _LOSS_CODE[loss_name(loss)], True, s, loss_delta(loss))
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws, train)
@@ -632,7 +639,10 @@ class Network:
         """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``.
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
-        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``). With ``sample_weight`` (shape
+        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``), ``"mae"`` (``L = Σ_k |yhat_k - y_k|``),
+        ``"huber"`` or ``pynn.losses.Huber(delta)`` (``torch.nn.HuberLoss``, delta 1 by default),
+        or ``"poisson"`` (``L = Σ_k yhat_k - y_k log yhat_k``, counts ``Y >= 0``; with an ``"exp"``
+        output it is computed from the log-rate ``Z`` as ``exp(z) - y z``). With ``sample_weight`` (shape
         ``(d,)``, non-negative, finite, not all zero) it is the weighted mean
         ``Σ_i s_i L_i / Σ_i s_i``; integer weights count an example that many times.
 
@@ -745,7 +755,7 @@ class Network:
         would not be finite changes nothing."""
         if self._model is not None:
             self._bind_optimizer(optimizer)
-            return self._model.train_step(X, Y, _LOSS_CODE[loss], s)
+            return self._model.train_step(X, Y, _LOSS_CODE[loss_name(loss)], s, loss_delta(loss))
         J = self._loss_and_grads(X, Y, loss, s, train=True)
         if self._dropout:
             self._drop_step[0] += 1  # the next step draws new masks
@@ -1014,7 +1024,8 @@ class Network:
             if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
                 self._bind_optimizer(optimizer)
                 ls, sn, r, j, _, diverged, bad, _ = self._model.run_batches(
-                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss], classify, False, sb)
+                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss_name(loss)], classify, False, sb,
+                    loss_delta(loss))
                 J, applied = (bad, False) if diverged else (ls / sn, True)
             else:
                 J, applied = self._try_step(xb, yb, loss, optimizer, sb)
@@ -1061,7 +1072,7 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls, sw)
+                X, Y, order, first, count, bs, _LOSS_CODE[loss_name(loss)], classify, polls, sw, loss_delta(loss))
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):

@@ -204,3 +204,14 @@ def test_a_callback_can_roll_back_lower_the_rate_and_go_on(backend, rng):
                     callbacks=[Calm(opt)])
     assert calls and h.stop_reason is None and len(h) == 200 and opt.lr < 1.5
     assert np.isfinite(net._params).all() and math.isfinite(h.loss[-1]) and h.loss[-1] < 10
+
+
+@pytest.mark.parametrize("loss", ["poisson", "mse"])
+def test_exp_output_overflow_is_divergence(backend, loss):
+    """exp(Z) overflowing to inf is a refused step (Diverged, weights kept), never a warning."""
+    net = pynn.Network.from_sizes([2, 3, 1], hidden="gelu", output="exp", dtype="float64", backend=backend, seed=0)
+    net.layers[1].W = np.full((1, 3), 400.0)
+    before = net._params.copy()
+    with pytest.raises(pynn.Diverged, match=r"the loss is not finite \(J = inf\)"):
+        net.train_step(np.ones((2, 4)), np.ones((1, 4)), loss, pynn.SGD(0.1))
+    assert np.array_equal(net._params, before)

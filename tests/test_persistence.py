@@ -32,6 +32,8 @@ ARCHS = {
     "tanh-leaky-sigmoid": lambda: [pynn.Dense(3, 4, "tanh"), pynn.Dense(4, 4, "leaky_relu"), pynn.Dense(4, 1, "sigmoid")],
     "sigmoid-linear": lambda: [pynn.Dense(3, 6, "sigmoid"), pynn.Dense(6, 2, "linear")],
     "identity": lambda: [pynn.Dense(3, 2, "identity")],
+    "elu-gelu-softplus-exp": lambda: [pynn.Dense(3, 4, "elu"), pynn.Dense(4, 5, "gelu"), pynn.Dense(5, 4, "softplus"),
+                                      pynn.Dense(4, 2, "exp")],
 }
 
 
@@ -74,25 +76,27 @@ def test_round_trip_is_bit_exact(tmp_path, backend, dtype, arch):
     assert np.array_equal(loaded.predict(X), want)
 
 
-def test_round_trip_after_training(tmp_path, backend, dtype):
-    net = pynn.Network.from_sizes([3, 6, 3], hidden="tanh", output="softmax", dtype=dtype, backend=backend, seed=1)
-    X, Y = batch(3, 24, seed=1), np.arange(24) % 3
-    net.fit(X, Y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=3, batch_size=8, seed=0)
-    untrained = pynn.Network.from_sizes([3, 6, 3], hidden="tanh", output="softmax", dtype=dtype, seed=1)
+@pytest.mark.parametrize("hidden, output, loss", [("tanh", "softmax", "cross_entropy"), ("gelu", "exp", "poisson")])
+def test_round_trip_after_training(tmp_path, backend, dtype, hidden, output, loss):
+    net = pynn.Network.from_sizes([3, 6, 3], hidden=hidden, output=output, dtype=dtype, backend=backend, seed=1)
+    X = batch(3, 24, seed=1)
+    Y = np.arange(24) % 3 if loss == "cross_entropy" else np.random.default_rng(1).poisson(1.0, (3, 24))
+    net.fit(X, Y, loss=loss, optimizer=pynn.Adam(0.05), epochs=3, batch_size=8, seed=0)
+    untrained = pynn.Network.from_sizes([3, 6, 3], hidden=hidden, output=output, dtype=dtype, seed=1)
     assert not np.array_equal(net.layers[0].W, untrained.layers[0].W)  # training did move the weights
     path = tmp_path / "trained.npz"
     net.save(path)
     loaded = pynn.load(path)
     assert_same_network(loaded, net)
     assert np.array_equal(loaded.predict(X), net.predict(X))
-    J, grads = net.loss_and_grads(X, Y, "cross_entropy")
-    J2, grads2 = loaded.loss_and_grads(X, Y, "cross_entropy")
+    J, grads = net.loss_and_grads(X, Y, loss)
+    J2, grads2 = loaded.loss_and_grads(X, Y, loss)
     assert J2 == J
     for (dW, db), (dW2, db2) in zip(grads, grads2):
         assert np.array_equal(dW2, dW) and np.array_equal(db2, db)
     # and it trains on exactly as the original does (plain SGD keeps no state)
     for n in (net, loaded):
-        n.train_step(X, Y, "cross_entropy", pynn.SGD(0.1))
+        n.train_step(X, Y, loss, pynn.SGD(0.1))
     assert_same_network(loaded, net)
 
 
@@ -353,9 +357,9 @@ BAD_HEADERS = {
     "layer-not-dict": (small_header(layers=[3, 4]), r""),
     "layer-missing-size": (small_header(layers=[{"n_in": 2, "activation": "relu"}]), r"n_out"),
     "layer-size-0": (small_header(layers=[{"n_in": 0, "n_out": 3, "activation": "relu"}]), r"'n_in' must be a positive int, got 0"),
-    "unknown-activation": (small_header(layers=[{"n_in": 2, "n_out": 3, "activation": "gelu"},
+    "unknown-activation": (small_header(layers=[{"n_in": 2, "n_out": 3, "activation": "selu"},
                                                 {"n_in": 3, "n_out": 1, "activation": "sigmoid"}]),
-                           r"activation must be one of .*got 'gelu'"),
+                           r"activation must be one of .*got 'selu'"),
     "header-is-list": ([1, 2, 3], r"does not name the pynn format"),
 }
 

@@ -129,3 +129,17 @@ def test_import_pynn_does_not_import_scipy():
     code = "import sys, pynn; pynn.Network.from_sizes([2, 2]).predict([[0.0], [1.0]]); print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fit_with_huber_delta_and_gelu_equals_dense_fit(backend, rng):
+    """Sparse batches on a fused model go through the one-batch run: Huber's delta (and gelu's
+    kept Z) must reach it as they reach the dense epoch."""
+    X, _ = _data(rng, n=60)
+    Y = rng.normal(size=(2, 60))
+    nets = [pynn.Network.from_sizes([30, 8, 2], hidden="gelu", output="linear", dtype="float64", backend=backend,
+                                    seed=1) for _ in range(2)]
+    kw = dict(loss=pynn.losses.Huber(0.3), epochs=2, batch_size=16, seed=4)
+    ha = nets[0].fit(X, Y, optimizer=pynn.Adam(0.01), **kw)
+    hb = nets[1].fit(X.toarray().T, Y, optimizer=pynn.Adam(0.01), **kw)
+    assert_close(nets[0]._params, nets[1]._params, np.dtype(np.float64), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-10)

@@ -14,17 +14,19 @@ independent lanes, no floating-point reduction to reorder. Formulas are the refe
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 
 from pynn.backends.numba_kernels import _dropout_mask, _jit  # imports Numba with the pool's wait policy set
-from pynn.backends.reference import LEAKY_SLOPE
+from pynn.backends.reference import (ELU_ALPHA, INV_SQRT_2PI, LEAKY_SLOPE, SOFTPLUS_A_THRESHOLD, SOFTPLUS_THRESHOLD,
+                                     SQRT1_2)
 
-SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
-ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "linear": LINEAR,
-             "softmax": SOFTMAX}
-MSE, BCE, CROSS_ENTROPY = range(3)  # the order of pynn.losses.LOSSES
+SIGMOID, TANH, RELU, LEAKY_RELU, ELU, GELU, SOFTPLUS, EXP, LINEAR, SOFTMAX = range(10)
+ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
+             "softplus": SOFTPLUS, "exp": EXP, "linear": LINEAR, "softmax": SOFTMAX}
+MSE, BCE, CROSS_ENTROPY, MAE, HUBER, POISSON = range(6)  # the order of pynn.losses.LOSSES
 SGD, ADAM, RMSPROP, RPROP = 1, 2, 3, 4
 
 # Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
@@ -37,7 +39,16 @@ class InvalidInput(ValueError):
 
 # ---------------------------------------------------------------- one element
 @_jit
-def _value(act, z, one, zero, slope):
+def _consts(a):
+    """The activations' constants in a's dtype (a Python float would promote float32 math)."""
+    T = a.dtype.type
+    return (T(1), T(0), T(LEAKY_SLOPE), T(ELU_ALPHA), T(0.5), T(SQRT1_2), T(INV_SQRT_2PI), T(SOFTPLUS_THRESHOLD),
+            T(SOFTPLUS_A_THRESHOLD))
+
+
+@_jit
+def _value(act, z, c):
+    one, zero, slope, alpha, half, sqrt1_2, _, threshold, _ = c
     if act == SIGMOID:
         e = np.exp(-abs(z))
         return one / (one + e) if z >= zero else e / (one + e)
@@ -47,12 +58,21 @@ def _value(act, z, one, zero, slope):
         return z if z > zero else zero
     if act == LEAKY_RELU:
         return z if z > zero else slope * z
+    if act == ELU:
+        return z if z > zero else alpha * np.expm1(z)
+    if act == GELU:
+        return z * (half * math.erfc(-z * sqrt1_2))
+    if act == SOFTPLUS:
+        return z if z > threshold else max(z, zero) + np.log1p(np.exp(-abs(z)))
+    if act == EXP:
+        return np.exp(z)
     return z
 
 
 @_jit
-def _grad(act, da, a, one, zero, slope):
-    """dz = da ⊙ act'(z), from a = act(z)."""
+def _grad(act, da, a, c):
+    """dz = da ⊙ act'(z), from a = act(z) — or, for gelu, from a = z (the caller passes Z)."""
+    one, zero, slope, alpha, half, sqrt1_2, inv_sqrt_2pi, _, a_threshold = c
     if act == SIGMOID:
         return da * (a * (one - a))
     if act == TANH:
@@ -61,6 +81,14 @@ def _grad(act, da, a, one, zero, slope):
         return da if a > zero else zero
     if act == LEAKY_RELU:
         return da if a > zero else slope * da
+    if act == ELU:
+        return da if a > zero else da * (a + alpha)
+    if act == GELU:
+        return da * (half * math.erfc(-a * sqrt1_2) + a * (inv_sqrt_2pi * np.exp(-half * a * a)))
+    if act == SOFTPLUS:
+        return da if a > a_threshold else da * -np.expm1(-a)
+    if act == EXP:
+        return da * a
     return da
 
 
@@ -136,11 +164,13 @@ def _dropped(drop, l, train):
 
 
 @_jit
-def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
-    """Every layer's A into the workspace; the output logits also into Zout. In a training step
-    (``train``) a dropout layer's successor reads D = A ⊙ M, drop = (rates, seed, step, M's
-    workspace, D's workspace) and M = dropout_mask(seed, step, l); A stays for act'(A)."""
-    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
+def _forward(params, offs, sizes, acts, X, ws, wz, Zout, d, drop, train):
+    """Every layer's A into the workspace; the output logits also into Zout, and the Z of hidden
+    gelu layers (whose backward reads Z) into wz. In a training step (``train``) a dropout
+    layer's successor reads D = A ⊙ M, drop = (rates, seed, step, M's workspace, D's workspace)
+    and M = dropout_mask(seed, step, l); A stays for act'(A)."""
+    c = _consts(params)
+    zero = c[1]
     L = acts.shape[0]
     for l in range(L):
         W, b, A = _W(params, offs, sizes, l), _b(params, offs, sizes, l), _act_view(ws, sizes, l, d)
@@ -151,9 +181,11 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
             _affine(W, b, _act_view(drop[4], sizes, l - 1, d), A, d)
         else:
             _affine(W, b, _act_view(ws, sizes, l - 1, d), A, d)
+        act = acts[l]
         if l == L - 1:
             Zout[:, :d] = A
-        act = acts[l]
+        elif act == GELU:
+            _act_view(wz, sizes, l, d)[:, :] = A
         if act == SOFTMAX:
             for j in range(d):
                 zmax = A[0, j]
@@ -169,7 +201,7 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
         elif act != LINEAR:
             for i in range(h):
                 for j in range(d):
-                    A[i, j] = _value(act, A[i, j], one, zero, slope)
+                    A[i, j] = _value(act, A[i, j], c)
         if _dropped(drop, l, train):
             M, D = _act_view(drop[3], sizes, l, d), _act_view(drop[4], sizes, l, d)
             _dropout_mask(drop[1][0], drop[2][0], l, drop[0][l], M, h, d)
@@ -180,8 +212,8 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, train):
 
 # ---------------------------------------------------------------- loss
 @_jit
-def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
-    """J = (1/d) Σ_i L_i; bce and cross-entropy from the logits for the canonical pairs."""
+def _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta):
+    """J = (1/d) Σ_i L_i; bce, cross-entropy and poisson from Z for the canonical pairs."""
     out = acts[acts.shape[0] - 1]
     Yhat = _act_view(ws, sizes, acts.shape[0] - 1, d)
     m = Yhat.shape[0]
@@ -204,6 +236,11 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
             lse = zmax + np.log(se)
             for i in range(m):
                 s += Y[i, j] * (lse - Zout[i, j])
+    elif out == EXP and loss == POISSON:
+        for i in range(m):
+            for j in range(d):
+                z = Zout[i, j]
+                s += np.exp(z) - Y[i, j] * z
     elif loss == MSE:
         for i in range(m):
             for j in range(d):
@@ -215,6 +252,22 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
             for j in range(d):
                 p = min(max(Yhat[i, j], e), one - e)
                 s -= Y[i, j] * np.log(p) + (one - Y[i, j]) * np.log(one - p)
+    elif loss == MAE:
+        for i in range(m):
+            for j in range(d):
+                s += abs(Yhat[i, j] - Y[i, j])
+    elif loss == HUBER:
+        dl = Yhat.dtype.type(delta)
+        for i in range(m):
+            for j in range(d):
+                r = abs(Yhat[i, j] - Y[i, j])
+                s += half * r * r if r <= dl else dl * (r - half * dl)
+    elif loss == POISSON:
+        e = Yhat.dtype.type(eps)
+        for i in range(m):
+            for j in range(d):
+                yh = Yhat[i, j]
+                s += yh - Y[i, j] * np.log(max(yh, e))
     else:
         e = Yhat.dtype.type(eps)
         for i in range(m):
@@ -224,7 +277,7 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
 
 
 @_jit
-def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw):
+def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw, delta):
     """J = Σ s_j L_j / Σ s_j, each L_j being _loss on a batch of that one column."""
     L, m = acts.shape[0], Y.shape[0]
     o = 0
@@ -239,7 +292,7 @@ def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw):
             continue
         for i in range(m):
             ws1[o + i], Z1[i, 0], Y1[i, 0] = A[i, j], Zout[i, j], Y[i, j]
-        num += sw[j] * _loss(acts, sizes, ws1, Z1, Y1, loss, 1, eps)
+        num += sw[j] * _loss(acts, sizes, ws1, Z1, Y1, loss, 1, eps, delta)
         den += sw[j]
     return num / den
 
@@ -258,12 +311,14 @@ def _scale_columns(dZ, sw, d):
 
 
 @_jit
-def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, train):
+def _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta, sw, use_w, drop,
+              train):
     """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer;
     with use_w the output gradient's columns are weighted by the sample weights sw; in a
     training step, back through the dropout masks of the forward (dA ⊙ M)."""
-    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
-    e, dd = params.dtype.type(eps), params.dtype.type(d)
+    c = _consts(params)
+    one, zero = c[0], c[1]
+    e, dd, dl = params.dtype.type(eps), params.dtype.type(d), params.dtype.type(delta)
     L = acts.shape[0]
     out = acts[L - 1]
     for l in range(L - 1, -1, -1):
@@ -273,7 +328,7 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
         dZ = (dbuf0 if l % 2 == 0 else dbuf1)[:h * d].reshape((h, d))
         act = acts[l]
         if l == L - 1 and ((out == LINEAR and loss == MSE) or (out == SIGMOID and loss == BCE)
-                           or (out == SOFTMAX and loss == CROSS_ENTROPY)):
+                           or (out == SOFTMAX and loss == CROSS_ENTROPY) or (out == EXP and loss == POISSON)):
             for i in range(h):  # the canonical pairs: dZ = (Yhat - Y) / d
                 for j in range(d):
                     dZ[i, j] = (A[i, j] - Y[i, j]) / dd
@@ -294,6 +349,13 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                         elif loss == BCE:
                             p = min(max(yh, e), one - e)
                             dZ[i, j] = (p - y) / (p * (one - p)) / dd
+                        elif loss == MAE:
+                            r = yh - y
+                            dZ[i, j] = (one if r > zero else (-one if r < zero else zero)) / dd
+                        elif loss == HUBER:
+                            dZ[i, j] = min(max(yh - y, -dl), dl) / dd
+                        elif loss == POISSON:
+                            dZ[i, j] = (one - y / max(yh, e)) / dd
                         else:
                             dZ[i, j] = -y / min(max(yh, e), one) / dd
                 if use_w:
@@ -305,10 +367,15 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                         s += dZ[i, j] * A[i, j]
                     for i in range(h):
                         dZ[i, j] = A[i, j] * (dZ[i, j] - s)
+            elif act == GELU:  # from Z
+                Z = Zout[:, :d] if l == L - 1 else _act_view(wz, sizes, l, d)
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] = _grad(act, dZ[i, j], Z[i, j], c)
             elif act != LINEAR:
                 for i in range(h):
                     for j in range(d):
-                        dZ[i, j] = _grad(act, dZ[i, j], A[i, j], one, zero, slope)
+                        dZ[i, j] = _grad(act, dZ[i, j], A[i, j], c)
         if l == 0:  # db = dZ·1, dW = dZ A_prevᵀ
             _weight_grads(dZ, X, dW, db, d)
         else:
@@ -450,12 +517,15 @@ def _update(params, grads, kind, hyper, v, m, u, t, undo):
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop, kind, hyper,
-          v, m, u, t, undo):
-    _forward(params, offs, sizes, acts, X, ws, Zout, d, drop, True)
-    J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw) if use_w else _loss(acts, sizes, ws, Zout, Y,
-                                                                                          loss, d, eps)
-    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps, sw, use_w, drop, True)
+def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop,
+          kind, hyper, v, m, u, t, undo):
+    _forward(params, offs, sizes, acts, X, ws, wz, Zout, d, drop, True)
+    if use_w:
+        J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw, delta)
+    else:
+        J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta)
+    _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta, sw, use_w, drop,
+              True)
     if drop[0].shape[0] > 0 and drop[0].max() > 0:
         drop[2][0] += 1  # the next step draws new masks
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, u, t, undo)
@@ -464,8 +534,8 @@ def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, kind, hyper, v, m, u, t, undo,
-                 count_correct):
+                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, kind, hyper, v, m, u, t,
+                 undo, count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
     (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
@@ -499,8 +569,8 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             if size == 0:  # Σ s_i = 0: nothing to learn from this batch
                 done += 1
                 continue
-        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, Sb,
-                           use_w, drop, kind, hyper, v, m, u, t, undo)
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, delta, ws, wz, Zout, dbuf0, dbuf1, nb, eps,
+                           Sb, use_w, drop, kind, hyper, v, m, u, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -545,10 +615,11 @@ def _values_ok(X, Y, index, use_index, loss, m):
         return True
     if not _all_finite(Y):
         return False
-    if loss != MSE:
+    if loss == BCE or loss == CROSS_ENTROPY or loss == POISSON:
+        hi = np.inf if loss == POISSON else 1.0  # counts: only >= 0
         for i in range(Y.shape[0]):
             for j in range(Y.shape[1]):
-                if Y[i, j] < 0 or Y[i, j] > 1:
+                if Y[i, j] < 0 or Y[i, j] > hi:
                     return False
     return True
 
@@ -561,6 +632,7 @@ class Model:
         self.params, self.grads = params, grads
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.acts = np.array([ACT_CODES[a] for a in acts], dtype=np.int64)
+        self.keeps_z = GELU in self.acts[:-1]  # hidden layers whose backward reads Z
         offs, o = [], 0
         for n, h in zip(sizes[:-1], sizes[1:]):
             offs.append(o)
@@ -592,7 +664,8 @@ class Model:
             cache = self._tls.ws = (cap, np.empty(total, self.dtype), np.empty((self.n_out, cap), self.dtype),
                                     np.empty(self.hmax * cap, self.dtype), np.empty(self.hmax * cap, self.dtype),
                                     np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype),
-                                    np.empty(total, self.dtype), np.empty(total, self.dtype))  # dropout M and D
+                                    np.empty(total, self.dtype), np.empty(total, self.dtype),  # dropout M and D
+                                    np.empty(total if self.keeps_z else 0, self.dtype))  # Z of gelu layers
         return cache
 
     def _batch(self, X):
@@ -626,7 +699,7 @@ class Model:
         if d == 0:
             return
         ws = self._ws(d)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], d, self._drop(ws), False)
         out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
 
     def _weights(self, s, d: int):
@@ -636,7 +709,7 @@ class Model:
             raise InvalidInput("sample_weight must be a float64 array of one weight per example")
         return s, True
 
-    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None) -> float:
+    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None, delta: float = 1.0) -> float:
         X = self._batch(X)
         d = X.shape[1]
         sw, use_w = self._weights(sample_weight, d)
@@ -645,14 +718,14 @@ class Model:
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d, self._drop(ws), False)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], d, self._drop(ws), False)
         if use_w:
-            J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw)
+            J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw, float(delta))
         else:
-            J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
+            J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, float(delta))
         if grads:
-            _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
-                      self.eps, sw, use_w, self._drop(ws), False)
+            _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], ws[3], ws[4],
+                      Yd, loss, d, self.eps, float(delta), sw, use_w, self._drop(ws), False)
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
@@ -676,7 +749,7 @@ class Model:
         hyper = np.array([0, 0, 0, eta_minus, eta_plus, 0, 0, 0, 0, step_min, step_max], np.float64)
         self._opt = (RPROP, hyper, prev, step_size, self.params[:0], np.zeros(1, np.int64), self._undo)
 
-    def train_step(self, X, Y, loss: int, sample_weight=None):
+    def train_step(self, X, Y, loss: int, sample_weight=None, delta: float = 1.0):
         X = self._batch(X)
         d = X.shape[1]
         sw, use_w = self._weights(sample_weight, d)
@@ -685,14 +758,14 @@ class Model:
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, sw, use_w, self._drop(ws), *self._opt)
+        return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, float(delta), ws[1], ws[9],
+                     ws[2], ws[3], ws[4], d, self.eps, sw, use_w, self._drop(ws), *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
 
     def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
-                    sample_weight=None):
+                    sample_weight=None, delta=1.0):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
@@ -702,6 +775,7 @@ class Model:
         use_order = order is not None
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
-                            order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws), *self._opt,
+                            order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
+                            ws[1], ws[9], ws[2], ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws),
+                            *self._opt,
                             count_correct) + (None,)

@@ -20,6 +20,7 @@ Compilation is lazy (on the first call per dtype/layout) and cached on disk (``c
 
 from __future__ import annotations
 
+import math
 import types
 
 import numba
@@ -27,7 +28,8 @@ import numpy as np
 from numba import prange
 
 from pynn.backends import ACTIVATION_KERNELS
-from pynn.backends.reference import LEAKY_SLOPE
+from pynn.backends.reference import (ELU_ALPHA, INV_SQRT_2PI, LEAKY_SLOPE, SOFTPLUS_A_THRESHOLD, SOFTPLUS_THRESHOLD,
+                                     SQRT1_2)
 
 # No fastmath: the backends must agree with the reference to float tolerance.
 _jit = numba.njit(cache=True, nogil=True)
@@ -196,6 +198,74 @@ def _leaky_relu_backward(dA, A, dZ):
 
 
 @_pjit
+def _elu_forward(Z, A):
+    """A = z if z > 0 else α expm1(z)."""
+    alpha = Z.dtype.type(ELU_ALPHA)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > 0 else alpha * np.expm1(z)
+
+
+@_pjit
+def _elu_backward(dA, A, dZ):
+    """dZ = da if a > 0 else da (a + α)."""
+    alpha = A.dtype.type(ELU_ALPHA)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] if a > 0 else dA[r, c] * (a + alpha)
+
+
+@_pjit
+def _gelu_forward(Z, A):
+    """A = z Φ(z), Φ(z) = erfc(-z/√2) / 2."""
+    half, s = Z.dtype.type(0.5), Z.dtype.type(SQRT1_2)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z * (half * math.erfc(-z * s))
+
+
+@_pjit
+def _gelu_backward(dA, Z, dZ):
+    """dZ = da (Φ(z) + z φ(z)), from Z."""
+    half, s, k = Z.dtype.type(0.5), Z.dtype.type(SQRT1_2), Z.dtype.type(INV_SQRT_2PI)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            dZ[r, c] = dA[r, c] * (half * math.erfc(-z * s) + z * (k * np.exp(-half * z * z)))
+
+
+@_pjit
+def _softplus_forward(Z, A):
+    """A = z above the threshold, else max(z, 0) + log1p(exp(-|z|))."""
+    zero, t = Z.dtype.type(0), Z.dtype.type(SOFTPLUS_THRESHOLD)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > t else max(z, zero) + np.log1p(np.exp(-abs(z)))
+
+
+@_pjit
+def _softplus_backward(dA, A, dZ):
+    """dZ = da in the linear region, else da (1 - exp(-a))."""
+    t = A.dtype.type(SOFTPLUS_A_THRESHOLD)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] if a > t else dA[r, c] * -np.expm1(-a)
+
+
+@_pjit
+def _exp_backward(dA, A, dZ):
+    """dZ = da a."""
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            dZ[r, c] = dA[r, c] * A[r, c]
+
+
+@_pjit
 def _softmax_forward(Zt, At):
     """At[j] = exp(Zt[j] - max) / Σ exp(Zt[j] - max), one example j per task."""
     for j in prange(Zt.shape[0]):
@@ -260,6 +330,47 @@ def leaky_relu_forward(Z, A):
 def leaky_relu_backward(dA, A, dZ):
     """dZ = dA if A > 0 else 0.01 dA."""
     _leaky_relu_backward(*_elementwise(dA, A, dZ))
+
+
+def elu_forward(Z, A):
+    """A = Z if Z > 0 else α (exp(Z) - 1), α = 1 (torch.nn.ELU)."""
+    _elu_forward(*_elementwise(Z, A))
+
+
+def elu_backward(dA, A, dZ):
+    """dZ = dA if A > 0 else dA (A + α)   (α exp(Z) = A + α where Z <= 0)."""
+    _elu_backward(*_elementwise(dA, A, dZ))
+
+
+def gelu_forward(Z, A):
+    """A = Z Φ(Z), Φ(Z) = erfc(-Z/√2) / 2: the exact (erf) GELU of torch.nn.GELU()."""
+    _gelu_forward(*_elementwise(Z, A))
+
+
+def gelu_backward(dA, Z, dZ):
+    """dZ = dA ⊙ (Φ(Z) + Z φ(Z)), φ(Z) = exp(-Z²/2) / √(2π). Reads Z, not A: see BACKWARD_FROM_Z."""
+    _gelu_backward(*_elementwise(dA, Z, dZ))
+
+
+def softplus_forward(Z, A):
+    """A = log(1 + exp(Z)) as max(Z, 0) + log1p(exp(-|Z|)), and A = Z above the threshold 20."""
+    _softplus_forward(*_elementwise(Z, A))
+
+
+def softplus_backward(dA, A, dZ):
+    """dZ = dA σ(Z) = dA (1 - exp(-A)), and dZ = dA in the linear region."""
+    _softplus_backward(*_elementwise(dA, A, dZ))
+
+
+def exp_forward(Z, A):
+    """A = exp(Z) (overflow gives inf, which the network reports as divergence)."""
+    with np.errstate(over="ignore"):
+        np.exp(Z, out=A)
+
+
+def exp_backward(dA, A, dZ):
+    """dZ = dA ⊙ A."""
+    _exp_backward(*_elementwise(dA, A, dZ))
 
 
 def linear_forward(Z, A):
@@ -351,6 +462,79 @@ def _cross_entropy_logits_sum(Zt, Yt):
 
 
 @_pjit
+def _mae_sum(Yhat, Y):
+    """Σ |yhat - y|."""
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            s += abs(Yhat[r, c] - Y[r, c])
+    return s
+
+
+@_pjit
+def _huber_sum(Yhat, Y, delta):
+    """Σ r²/2 if |r| <= δ else δ (|r| - δ/2)."""
+    half = Yhat.dtype.type(0.5)
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            a = abs(Yhat[r, c] - Y[r, c])
+            s += half * a * a if a <= delta else delta * (a - half * delta)
+    return s
+
+
+@_pjit
+def _poisson_sum(Yhat, Y):
+    """Σ yhat - y log p, p = yhat clipped to >= eps."""
+    eps = np.finfo(Yhat.dtype).eps
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            yh = Yhat[r, c]
+            s += yh - Y[r, c] * np.log(max(yh, eps))
+    return s
+
+
+@_pjit
+def _poisson_logits_sum(Z, Y):
+    """Σ exp(z) - y z."""
+    s = 0.0
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            s += np.exp(z) - Y[r, c] * z
+    return s
+
+
+@_pjit
+def _mae_backward(Yhat, Y, d, dYhat):
+    """dYhat = sign(yhat - y) / d, sign(0) = 0."""
+    one, zero = Yhat.dtype.type(1), Yhat.dtype.type(0)
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            diff = Yhat[r, c] - Y[r, c]
+            dYhat[r, c] = (one if diff > 0 else (-one if diff < 0 else zero)) / d
+
+
+@_pjit
+def _huber_backward(Yhat, Y, d, delta, dYhat):
+    """dYhat = clip(yhat - y, -δ, δ) / d."""
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            dYhat[r, c] = _clip(Yhat[r, c] - Y[r, c], -delta, delta) / d
+
+
+@_pjit
+def _poisson_backward(Yhat, Y, d, dYhat):
+    """dYhat = (1 - y / p) / d, p = yhat clipped to >= eps."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            dYhat[r, c] = (one - Y[r, c] / max(Yhat[r, c], eps)) / d
+
+
+@_pjit
 def _diff_over_d(Yhat, Y, d, out):
     """out = (yhat - y) / d."""
     for r in prange(Yhat.shape[0]):
@@ -417,6 +601,44 @@ def cross_entropy_backward(Yhat, Y, dYhat):
     _cross_entropy_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
 
 
+def mae_forward(Yhat, Y):
+    """L = Σ_k |yhat_k - y_k|   (torch.nn.L1Loss)."""
+    return _mae_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def mae_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = sign(Yhat - Y) / d, with sign(0) = 0 as PyTorch takes it."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _mae_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def huber_forward(Yhat, Y, delta=1.0):
+    """L = Σ_k r²/2 if |r| <= δ else δ (|r| - δ/2), r = yhat_k - y_k   (torch.nn.HuberLoss(δ))."""
+    return _huber_sum(*_elementwise(Yhat, Y), Yhat.dtype.type(delta)) / Yhat.shape[1]
+
+
+def huber_backward(Yhat, Y, dYhat, delta=1.0):
+    """∂J/∂Yhat = clip(Yhat - Y, -δ, δ) / d."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _huber_backward(Yhat_, Y_, _examples(Yhat), Yhat.dtype.type(delta), dYhat_)
+
+
+def poisson_forward(Yhat, Y):
+    """L = Σ_k yhat - y log yhat (the Poisson deviance up to terms free of yhat), yhat clipped to >= eps."""
+    return _poisson_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def poisson_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (1 - y / yhat) / d, yhat clipped as in the forward."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _poisson_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def poisson_logits_forward(Z, Y):
+    """poisson of exp(Z) from the log-rate Z: L = Σ_k exp(z) - y z   (torch.nn.PoissonNLLLoss())."""
+    return _poisson_logits_sum(*_elementwise(Z, Y)) / Z.shape[1]
+
+
 def bce_logits_forward(Z, Y):
     """bce of sigmoid(Z) from the logits: L = Σ_k max(z, 0) - y z + log(1 + exp(-|z|))."""
     return _bce_logits_sum(*_elementwise(Z, Y)) / Z.shape[1]
@@ -428,7 +650,7 @@ def cross_entropy_logits_forward(Z, Y):
 
 
 def output_backward(Yhat, Y, dZ):
-    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce and softmax+cross_entropy."""
+    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce, softmax+cross_entropy and exp+poisson."""
     Yhat_, Y_, dZ_ = _elementwise(Yhat, Y, dZ)
     _diff_over_d(Yhat_, Y_, _examples(Yhat), dZ_)
 
