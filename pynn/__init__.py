@@ -34,7 +34,9 @@ def _borrow_installed_core() -> None:
     first on sys.path) whose compiled core was never built in place: let ``pynn._core`` come
     from the installed pynn, so the checkout behaves like the installed package."""
     here = _os.path.dirname(_os.path.abspath(__file__))
-    if any(f.startswith("_core.") for f in _os.listdir(here)):
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    if any(f"_core{sfx}" in _os.listdir(here) for sfx in EXTENSION_SUFFIXES):  # not _core.pyi, the stub
         return
     try:
         installed = _os.path.dirname(str(_metadata.distribution("pynn").locate_file("pynn/__init__.py")))
