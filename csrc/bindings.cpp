@@ -397,7 +397,7 @@ void bind_model(py::module_& m, const char* name) {
         }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
            "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
-                               idx first, idx count, idx bs, int loss, bool count_correct) {
+                               idx first, idx count, idx bs, int loss, bool count_correct, bool update) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
@@ -407,15 +407,21 @@ void bind_model(py::module_& m, const char* name) {
                 ord = order->data();
                 for (idx k = 0; k < X.cols; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
             }
-            if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            if (update && self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            // update=false runs the batches with no optimizer: gradients only (pynn.distributed
+            // reduces them across ranks before the update)
+            const OptState<T> no_update;
             EpochStats st;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), update ? self.opt : no_update,
+                                            count_correct);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss);
-        }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, diverged, bad_loss)",
-           "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a);
+        }, "train on batches [first, first+count) of an epoch (update=False: gradients only, the last batch's left in "
+           "the buffer); returns (loss_sum, seen, right, judged, batches, diverged, bad_loss)",
+           "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
+           "update"_a = true);
 }
 }  // namespace
 

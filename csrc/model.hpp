@@ -67,6 +67,7 @@ class Model {
     double train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied);
     // Batches [first, first + count) of an epoch over X (n_in, N): batch k holds the examples
     // order[k*bs ...] (or k*bs... in order when order is null), gathered into the workspace.
+    // With opt.kind == none nothing is updated: the gradients of the last batch stay in the buffer.
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                            Loss loss, const OptState<T>& opt, bool count_correct);
 

@@ -25,7 +25,7 @@ SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
 ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "linear": LINEAR,
              "softmax": SOFTMAX}
 MSE, BCE, CROSS_ENTROPY = range(3)  # the order of pynn.losses.LOSSES
-SGD, ADAM = 1, 2
+NO_UPDATE, SGD, ADAM = 0, 1, 2  # NO_UPDATE: gradients only (run_batches(update=False))
 
 # Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
 MAX_PARAMS = 20_000
@@ -287,7 +287,7 @@ def _update(params, grads, kind, hyper, v, m, t):
                 vk = mu * v[k] + grads[k]
                 v[k] = vk
                 params[k] -= lr_ * (grads[k] + mu * vk if nesterov else vk)
-    else:
+    elif kind == ADAM:
         t[0] += 1
         decay, B1, B2, C1, C2 = T(1 - lr * wd), T(b1), T(b2), T(1 - b1), T(1 - b2)
         step = T(lr / (1 - b1 ** t[0]))
@@ -404,6 +404,8 @@ class Model:
         self._tls = threading.local()
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
+        # optimizer arguments that update nothing: run_batches(update=False) leaves the gradients
+        self._no_update = (NO_UPDATE, np.zeros(7, np.float64), params[:0], params[:0], np.zeros(1, np.int64))
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -482,7 +484,7 @@ class Model:
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
                      ws[4], d, self.eps, *self._opt)
 
-    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct):
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, update=True):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
@@ -491,4 +493,5 @@ class Model:
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, *(self._opt if update else self._no_update),
+                            count_correct)
