@@ -566,7 +566,7 @@ class Network:
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, comm: Any = None) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -576,7 +576,17 @@ class Network:
         reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
         functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+
+        ``comm`` (an mpi4py communicator such as ``MPI.COMM_WORLD``) trains data-parallel: each
+        rank passes its own shard of the data and ``batch_size`` examples per rank; gradients are
+        averaged over all ranks every step (see :mod:`pynn.distributed`).
         """
+        if comm is not None:
+            from .distributed import fit as distributed_fit
+
+            return distributed_fit(self, X, Y, comm=comm, loss=loss, optimizer=optimizer, epochs=epochs,
+                                   batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, seed=seed,
+                                   callbacks=callbacks, verbose=verbose)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         epochs = V.check_int(epochs, "epochs")
