@@ -401,11 +401,19 @@ void bind_model(py::module_& m, const char* name) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
+            // keep to the batches that exist, so no index product can overflow: [first, first+count)
+            // within the data's nbat batches, and a batch no larger than the data (same batches)
+            idx nbat = X.cols / bs + (X.cols % bs != 0);
+            first = std::min(first, nbat);
+            count = std::min(count, nbat - first);
+            bs = std::max<idx>(1, std::min(bs, X.cols));
             const int64_t* ord = nullptr;
             if (order) {
                 if (order->ndim() != 1 || order->shape(0) != X.cols || order->strides(0) != 8) fail("order must be a contiguous permutation of the examples");
                 ord = order->data();
-                for (idx k = 0; k < X.cols; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
+                // only the entries these batches read: a call per batch (pynn.distributed) stays O(batch)
+                idx hi = std::min(X.cols, (first + count) * bs);
+                for (idx k = first * bs; k < hi; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
             }
             if (update && self.opt.kind == OptState<T>::none) fail("no optimizer set");
             // update=false runs the batches with no optimizer: gradients only (pynn.distributed

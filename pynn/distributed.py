@@ -377,8 +377,8 @@ def _train(net, plan: _Plan, comm, MPI, rank: int, n_steps: int, n_total: int, r
             else:
                 ls, d, r, j, finite = local
                 np.multiply(net._grads, d, out=gsum)
-                tail[_D], tail[_LOSS], tail[_RIGHT], tail[_JUDGED], tail[_BAD] = d, ls, r, j, not finite
-            tail[_STOP], tail[_ERROR] = net.stop_training, pending is not None
+                tail[:_STOP] = d, ls, r, j, not finite
+            tail[_STOP:] = net.stop_training, pending is not None
             # 2. one Allreduce: the sums over every rank
             t = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)

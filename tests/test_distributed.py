@@ -410,3 +410,25 @@ def test_run_batches_without_update_gives_the_batch_gradients(backend_name, shuf
                                rtol=1e-12, atol=1e-15)
     right = int(np.sum(net.predict_classes(X[:, cols]) == y[cols]))
     assert stats == pytest.approx((J * 6, 6, right, 6, 1, False, 0.0), rel=1e-12)
+
+
+def test_compiled_run_batches_checks_the_order_entries_it_reads():
+    # one call per batch must not cost a pass over the whole epoch's order; the entries the
+    # batches read are still checked, so the core can never read out of bounds
+    from conftest import backend_module
+
+    backend_module("cpp")
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(3, 20)), rng.integers(0, 4, 20)
+    net = pynn.Network.from_sizes([3, 5, 4], dtype="float64", backend="cpp", seed=0)
+    order = rng.permutation(20)
+    order[0] = -1  # outside batch 2 ([12, 18)): not read
+    net._model.run_batches(X, y, order, 2, 1, 6, 2, True, False)
+    order[13] = 20
+    with pytest.raises(ValueError, match="order out of range"):
+        net._model.run_batches(X, y, order, 2, 1, 6, 2, True, False)
+    order[0], order[13] = 0, 13
+    # absurd ranges run only the batches that exist, with no overflow: a batch larger than the
+    # data is all of it
+    for first, count, bs, seen in [(2**62, 2**62, 6, 0), (3, 1, 2**62, 0), (0, 2**62, 2**62, 20), (3, 2**62, 6, 2)]:
+        assert net._model.run_batches(X, y, order, first, count, bs, 2, True, False)[1] == seen
