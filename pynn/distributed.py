@@ -50,7 +50,7 @@ from .losses import CLASSIFICATION
 from .optimizers import Optimizer
 from .training import History, Progress, as_callbacks, correct_count
 
-__all__ = ["comm_world", "evaluate", "fit", "is_root", "local_batch_size", "save", "shard"]
+__all__ = ["comm_world", "evaluate", "fit", "is_root", "local_batch_size", "save", "shard", "threads_per_rank"]
 
 # The step buffer's tail, after the P summed gradients.
 _D, _LOSS, _RIGHT, _JUDGED, _BAD, _STOP, _ERROR = range(7)
@@ -137,6 +137,27 @@ def shard(A: Any, comm: Any = None, *, rank: int | None = None, size: int | None
     if A.ndim == 0:
         raise ValueError("A must have at least one axis (the examples), got a scalar")
     return A[..., rank::size]
+
+
+def threads_per_rank(comm: Any = None) -> int:
+    """How many threads this rank should use (``pynn.set_num_threads``): the cores it may run on,
+    each shared evenly among the ranks of ``comm`` on the same node that may run on it too.
+
+    Two unbound ranks on a 32-core node get 16 each; ranks a launcher bound to 16 cores each
+    get 16. With ``comm=None``, the cores this process may run on. Collective: every rank of
+    ``comm`` must call it.
+    """
+    mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    if comm is None:
+        return len(mine)
+    MPI = _check_comm(comm)
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this node's memory
+    try:
+        sets = node.allgather(mine)
+    finally:
+        node.Free()
+    share = sum(1 / sum(c in s for s in sets) for c in mine)
+    return max(1, int(share + 1e-9))
 
 
 def local_batch_size(batch_size: int, comm: Any = None) -> int:

@@ -95,6 +95,8 @@ def make_optimizer(s: dict):
 
 
 def run(name: str, comm, outdir: str) -> None:
+    from mpi4py import MPI
+
     import pynn
     from pynn import distributed
 
@@ -140,6 +142,10 @@ def run(name: str, comm, outdir: str) -> None:
     except BaseException as e:  # recorded for the test; the other rank must have raised too
         out["error"] = json.dumps([type(e).__name__, str(e)])
     out["printed"] = printed.getvalue()
+    world = distributed.comm_world()
+    out["comm_world_size"] = np.array(world.Get_size() if world is not None else 0)
+    out["affinity"] = np.array(sorted(os.sched_getaffinity(0)))
+    out["threads_per_rank"] = np.array(distributed.threads_per_rank(MPI.COMM_WORLD))
     out["params"] = net._params
     out["epochs"] = np.array(epochs_seen).reshape(len(epochs_seen), net._params.size)
     out["size"] = np.array(comm.Get_size())

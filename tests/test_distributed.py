@@ -313,6 +313,26 @@ def test_history_has_comm_time(mpi_runs):
         assert all(0 <= c <= t for c, t in zip(h["comm_time"], h["time"]))
 
 
+def test_comm_world_under_mpiexec(mpi_runs):
+    assert [int(r["comm_world_size"]) for r in mpi_runs("equal-cpp")] == [RANKS] * RANKS
+
+
+def test_threads_per_rank_shares_the_cores(mpi_runs):
+    ranks = mpi_runs("equal-cpp")
+    sets = [set(r["affinity"].tolist()) for r in ranks]
+    for r, mine in zip(ranks, sets):
+        # each core this rank may use counts 1 / (ranks that may use it): 2 unbound ranks on
+        # 2 cores get 1 thread each
+        want = max(1, int(sum(1 / sum(c in s for s in sets) for c in mine) + 1e-9))
+        assert int(r["threads_per_rank"]) == want
+    if sets[0] == sets[1]:
+        assert int(ranks[0]["threads_per_rank"]) == max(1, len(sets[0]) // RANKS)
+
+
+def test_threads_per_rank_without_comm_is_the_usable_cores():
+    assert distributed.threads_per_rank() == len(os.sched_getaffinity(0))
+
+
 # ---------------------------------------------------------------------------- without MPI
 def test_shard_is_a_round_robin_view():
     X = np.arange(24.0).reshape(3, 8)
