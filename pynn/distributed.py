@@ -8,8 +8,9 @@ weights (and optimizer state) are broadcast, then every step is:
 2. one ``Allreduce`` (sum) over one flat buffer, allocated once per ``fit``, holding
    ``[d_r·g_r | d_r, d_r·J_r, right_r, judged_r, bad_r, stop_r, error_r]``;
 3. every rank divides the summed gradients by ``D = Σ d_r`` — the gradient of the mean loss over
-   the union of the local batches, exactly as one process on that global batch computes it —
-   and applies the same optimizer step, so the weights stay identical on every rank.
+   the union of the local batches, as one process computes it on that global batch (up to the
+   order of the floating-point sums) — and applies the same optimizer step to the same numbers,
+   so the weights stay bit-identical on every rank (checked by a checksum once an epoch).
 
 A non-finite loss or gradient on any rank (``bad``), a callback that asks to stop (``stop``) or
 an exception on any rank (``error``) is seen by all ranks in the same reduction, so they all
