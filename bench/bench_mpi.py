@@ -15,7 +15,10 @@ Reported per layout: the median over epochs of the time per step (the slowest ra
 over the steps in it); the share of each step spent inside the gradient ``Allreduce``
 (``History.comm_time / time``, the largest over ranks — it includes waiting for the slower rank);
 and the time of the Allreduce alone on the same buffer, ranks synchronised by a barrier first.
-Each run warms up with one epoch first (workspaces, thread pools, MPI connections).
+Each run warms up with one epoch first (workspaces, thread pools, MPI connections). Before
+each launch the driver waits (up to ``--max-wait`` s) for other processes to go quiet, and the
+last column says how many cores other processes kept busy during the launch: a row measured
+while that is well above 0 was disturbed.
 
 Run ``python bench/bench_mpi.py --help`` for the options.
 """
@@ -35,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers next to this file
-from _common import loadavg, machine_info, markdown_table  # noqa: E402
+from _common import OthersCPU, loadavg, machine_info, markdown_table, wait_quiet  # noqa: E402
 
 try:  # run from a source checkout without installing: python bench/bench_mpi.py
     import pynn
@@ -117,10 +120,18 @@ def launch(case: str, ranks: int, threads: int, a) -> dict:
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()), "--worker", "--case", case,
            "--threads", str(threads), "--epochs", str(a.epochs), "--backend", a.backend,
            "--allreduce-reps", str(a.allreduce_reps)]
+    waited = wait_quiet(a.max_wait)
+    t0, busy0, kids0 = time.perf_counter(), OthersCPU._busy(), os.times()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    t1, busy1, kids1 = time.perf_counter(), OthersCPU._busy(), os.times()
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    r = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    # cores other processes kept busy meanwhile: the machine's busy time minus our ranks' CPU time
+    ours = sum(kids1[i] - kids0[i] for i in (0, 1, 2, 3))
+    r["others_cores"] = None if busy0 is None else max(0.0, (busy1 - busy0 - ours) / (t1 - t0))
+    r["waited_s"] = waited
+    return r
 
 
 def main() -> None:
@@ -130,6 +141,8 @@ def main() -> None:
     p.add_argument("--backend", default="cpp")
     p.add_argument("--allreduce-reps", type=int, default=200)
     p.add_argument("--pause", type=float, default=1.0, help="seconds between launches")
+    p.add_argument("--max-wait", type=float, default=60.0,
+                   help="before each launch, wait up to this long for other processes to go quiet")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -158,11 +171,11 @@ def main() -> None:
             lines.append([case if ranks == 1 and threads == 1 else "", f"{ranks} × {threads}",
                           f"{batch} ({r['local_batch']}/rank)", f"{step:.3f}", f"{base / step:.2f}×",
                           f"{100 * statistics.median(r['allreduce_share']):.1f}%", f"{r['allreduce_alone_ms']:.3f}",
-                          plain])
+                          plain, "" if r["others_cores"] is None else f"{r['others_cores']:.2f}"])
             time.sleep(a.pause)
     print()
     print(markdown_table(("case", "ranks × threads", "global batch", "ms/step", "vs 1×1", "Allreduce share",
-                          "Allreduce alone (ms)", "plain fit ms/step"), lines, n_left=3))
+                          "Allreduce alone (ms)", "plain fit ms/step", "others (cores)"), lines, n_left=3))
     print("\ncases: " + "; ".join(f"{c}: {'-'.join(map(str, CASES[c][0]))}, {CASES[c][2]} examples, "
                                   f"{next(r['params'] for r in results if r['case'] == c):,} parameters"
                                   for c in cases))
