@@ -33,11 +33,19 @@ slowest rank's epoch; ``comm_time`` is the seconds this rank spent in the gradie
 Callbacks run on every rank with the same logs; only rank 0 prints (``verbose``). ``net.save``
 writes wherever it is called: use :func:`save` to write from rank 0 alone.
 
+What ``Network.fit``'s other arguments do here: ``deterministic=True`` runs each rank's BLAS and
+Numba on one thread, as in a one-process fit (the Allreduce's sums are in MPI's fixed order);
+``health`` is not recorded (``None`` or ``False``; ``True`` raises ValueError); ``sample_weight``,
+``class_weight``, ``validation_fraction``, ``batch_size=None``, :class:`pynn.LBFGS`, networks with
+dropout and sparse ``X`` raise (ValueError, TypeError for sparse input) on every rank before any
+training.
+
 mpi4py is imported only when a communicator is used: ``import pynn`` never loads MPI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -47,9 +55,11 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from .losses import CLASSIFICATION
-from .optimizers import Optimizer
-from .training import History, Progress, as_callbacks, correct_count
+from ._sparse import SparseRows
+from ._threads import single_threaded
+from .losses import CLASSIFICATION, loss_delta, loss_name
+from .optimizers import LBFGS, Optimizer
+from .training import Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count
 
 __all__ = ["comm_world", "evaluate", "fit", "is_root", "local_batch_size", "save", "shard", "threads_per_rank"]
 
@@ -230,14 +240,18 @@ def _raise_if_failed(own: BaseException | None, described: list) -> None:
 # ---------------------------------------------------------------------------- fit
 def fit(net, X: Any, Y: Any, *, comm: Any, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
         validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-        callbacks: Any = (), verbose: int = 0) -> History:
+        callbacks: Any = (), verbose: int = 0, health: bool | None = None, deterministic: bool = False,
+        sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None) -> History:
     """Data-parallel ``net.fit`` over the ranks of ``comm``; ``Network.fit(..., comm=comm)``
     calls this. Every rank calls it with its own shard ``(X, Y)`` (and validation shard) and
     the same ``loss``, ``optimizer`` settings, ``epochs``, ``batch_size`` (per rank), ``shuffle``
     and ``seed``; the module docstring says how batches map to a one-process run.
 
     Arguments are checked on every rank before any training, and a problem on one rank raises
-    on all of them (naming the rank), so no rank waits for the others forever.
+    on all of them (naming the rank), so no rank waits for the others forever. ``deterministic``
+    is supported; ``health=True``, ``sample_weight``, ``class_weight``, ``validation_fraction``,
+    ``batch_size=None``, :class:`pynn.LBFGS`, dropout and sparse ``X`` raise (see the module
+    docstring).
 
     Returns
     -------
@@ -249,6 +263,9 @@ def fit(net, X: Any, Y: Any, *, comm: Any, loss: str, optimizer: Optimizer, epoc
     rank, size = comm.Get_rank(), comm.Get_size()
     err, plan = None, None
     try:
+        _unsupported(net, optimizer, batch_size, health, sample_weight, class_weight, validation_fraction)
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         plan = _Plan(net, X, Y, loss, optimizer, epochs, batch_size, validation_data, shuffle, seed, callbacks,
                      verbose)
     except Exception as e:
@@ -266,8 +283,31 @@ def fit(net, X: Any, Y: Any, *, comm: Any, loss: str, optimizer: Optimizer, epoc
     entropy = plan.seed if plan.seed is not None else gathered[0][4]
 
     _broadcast(net, optimizer, comm)
-    return _train(net, plan, comm, MPI, rank, n_steps, n_total,
-                  np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(rank,))))
+    with single_threaded() if deterministic else contextlib.nullcontext():
+        return _train(net, plan, comm, MPI, rank, n_steps, n_total,
+                      np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(rank,))))
+
+
+def _unsupported(net, optimizer, batch_size, health, sample_weight, class_weight, validation_fraction) -> None:
+    """Refuse the ``Network.fit`` arguments a data-parallel fit does not take, naming them."""
+    if health is not None and not isinstance(health, (bool, np.bool_)):
+        raise TypeError(f"health must be a bool, got {health!r}")
+    for name, value, given in (("health", health, bool(health)),
+                               ("sample_weight", sample_weight, sample_weight is not None),
+                               ("class_weight", class_weight, class_weight is not None),
+                               ("validation_fraction", validation_fraction, validation_fraction is not None)):
+        if given:
+            raise ValueError(f"fit(comm=...) does not support {name}: pass {name}=None"
+                             f"{' or False' if name == 'health' else ''} (got {name}={value!r})")
+    if batch_size is None:
+        raise ValueError("fit(comm=...) needs an int batch_size (examples per rank and step), got None "
+                         "(full-batch training is not supported across ranks)")
+    if isinstance(optimizer, LBFGS):
+        raise ValueError("fit(comm=...) does not support pynn.LBFGS (a full-batch method run by SciPy); "
+                         "use SGD, Adam, RMSprop or Rprop")
+    if getattr(net, "_dropout", False):
+        raise ValueError("fit(comm=...) does not support networks with dropout (every rank would draw the same "
+                         f"masks), got dropout rates {list(net._rates)}")
 
 
 class _Plan:
@@ -287,16 +327,24 @@ class _Plan:
         self.shuffle = bool(shuffle)
         self.cbs = as_callbacks(callbacks)
         self.X, self.Y, self.loss = net._validated(X, Y, loss)
+        if isinstance(self.X, SparseRows):
+            raise TypeError("fit(comm=...) needs dense X (a NumPy array), got sparse rows")
         self.val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             self.val = net._validated(validation_data[0], validation_data[1], self.loss,
                                       ("validation_data[0]", "validation_data[1]"))[:2]
+        logged = {"loss"} | ({"accuracy"} if self.loss in CLASSIFICATION else set())
+        logged |= {f"val_{k}" for k in logged} if self.val is not None else set()
+        for cb in self.cbs:
+            if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
+                raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
+                                 f"{sorted(logged)} (val_* needs validation_data)")
         self.n_batches = -(-self.X.shape[1] // self.bs)
         self.agreement = {  # what must be the same on every rank
             "layers": [(l.n_in, l.n_out, l._stem) for l in net.layers], "dtype": net.dtype.name,
-            "backend": net.backend, "loss": self.loss, "optimizer": (type(optimizer).__name__, optimizer.get_config()),
+            "backend": net.backend, "loss": (loss_name(self.loss), loss_delta(self.loss)), "optimizer": (type(optimizer).__name__, optimizer.get_config()),
             "epochs": self.epochs, "batch_size": self.bs, "shuffle": self.shuffle, "seed": self.seed,
             "validation_data": "given" if self.val is not None else None,
         }
@@ -319,7 +367,8 @@ def _batch_grads(net, plan, order, k, code, classify, bufs) -> tuple[float, int,
     bs = min(plan.bs, X.shape[1])  # a batch larger than the shard is the whole shard
     s, e = k * bs, min(X.shape[1], (k + 1) * bs)
     if net._model is not None:  # gathered, differentiated and counted in one compiled call
-        ls, _, right, judged, _, diverged, bad = net._model.run_batches(X, Y, order, k, 1, bs, code, classify, False)
+        ls, _, right, judged, _, diverged, bad, _ = net._model.run_batches(
+            X, Y, order, k, 1, bs, code, classify, False, None, loss_delta(plan.loss), update=False)
         return (bad * (e - s) if diverged else ls), e - s, right, judged, not diverged
     if order is not None:  # gather the shuffled batch into the reused buffers
         from .network import _gather
@@ -357,7 +406,7 @@ def _train(net, plan: _Plan, comm, MPI, rank: int, n_steps: int, n_total: int, r
     from .network import _LOSS_CODE
 
     X, Y, loss, opt, cbs = plan.X, plan.Y, plan.loss, plan.optimizer, plan.cbs
-    P, code, classify = net._params.size, _LOSS_CODE[loss], loss in CLASSIFICATION
+    P, code, classify = net._params.size, _LOSS_CODE[loss_name(loss)], loss in CLASSIFICATION
     buf = np.zeros(P + _TAIL, net.dtype)  # the one buffer every step reduces
     gsum, tail = buf[:P], buf[P:]
     gather = plan.shuffle and net._model is None  # the compiled paths gather into their own workspace
@@ -413,14 +462,22 @@ def _train(net, plan: _Plan, comm, MPI, rank: int, n_steps: int, n_total: int, r
                                    "raised an exception (see their output)")
             D = float(tail[_D])
             if tail[_BAD]:
-                raise FloatingPointError(f"the loss or gradient is not finite on {int(tail[_BAD])} of "
-                                         f"{comm.Get_size()} ranks at epoch {epoch}, step {k} (J = {tail[_LOSS] / D}); "
-                                         "the weights were left unchanged on every rank (try a smaller learning rate)")
+                history._stop("diverged", epoch=epoch, batch=k, loss=float(tail[_LOSS] / D))
+                net.history = history
+                raise Diverged(f"the loss or gradient is not finite on {int(tail[_BAD])} of {comm.Get_size()} ranks "
+                               f"at epoch {epoch}, step {k} (J = {tail[_LOSS] / D}); the weights were left unchanged "
+                               "on every rank (try a smaller learning rate)", history)
             if tail[_STOP]:
                 stopped = True
                 break
             np.divide(gsum, D, out=net._grads)
-            opt.step(net)
+            # clip, update, and take back an update that is not finite: the same numbers on every
+            # rank, so every rank decides the same
+            if not opt._apply(net):
+                history._stop("diverged", epoch=epoch, batch=k, loss=float(tail[_LOSS] / D))
+                net.history = history
+                raise Diverged(f"the updated weights are not finite at epoch {epoch}, step {k}; the weights were "
+                               "left unchanged on every rank (try a smaller learning rate)", history)
             J = float(tail[_LOSS]) / D
             total, seen = total + float(tail[_LOSS]), seen + int(D)
             right, judged = right + int(tail[_RIGHT]), judged + int(tail[_JUDGED])
@@ -456,6 +513,8 @@ def _train(net, plan: _Plan, comm, MPI, rank: int, n_steps: int, n_total: int, r
         _raise_if_failed(pending, [f[0] for f in flags])
         if stopped or any(f[1] for f in flags):
             net.stop_training = True
+            if epoch + 1 < plan.epochs:
+                history._stop("stop_training", epoch=epoch + 1, batch=0)
             break
     for cb in cbs:
         cb.on_train_end(net, {})

@@ -53,6 +53,15 @@ SCENARIOS = {
     # a size-1 communicator (each rank alone, on the whole data) == a plain fit with the same batch
     "split-comm": dict(split=True, epochs=2),
     "save": dict(save=True, epochs=1),
+    # main's features the distributed fit takes: Huber's delta and gelu through both fused models,
+    # RMSprop, clipping of the global gradient, deterministic=True
+    **{f"equal-huber-{b}": {**MSE, "hidden": "gelu", "loss": "huber:0.3", "backend": b} for b in ("cpp", "numba")},
+    "equal-rmsprop": dict(backend="numba", optimizer=("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True})),
+    "equal-clip": dict(optimizer=("Adam", {"lr": 0.05, "clip_norm": 0.05})),
+    "equal-clip-numpy": dict(backend="numpy", optimizer=("SGD", {"lr": 0.5, "clip_value": 0.01})),
+    "deterministic": dict(fit_kw={"deterministic": True}),
+    # Network.fit arguments a distributed fit refuses, each on every rank before training
+    "refused": dict(refuse=True, epochs=1),
     "evaluate": dict(evaluate=True, epochs=1),
 }
 
@@ -78,6 +87,27 @@ def make_data(s: dict, seed: int = 0, n: int | None = None):
     if train and s.get("huge_at") is not None:
         X[:, s["huge_at"]] = 1e200  # finite, but its squared error is not
     return X, Y
+
+
+def make_loss(s: dict):
+    """The scenario's loss: a name, or ``"huber:DELTA"`` for ``pynn.losses.Huber(DELTA)``."""
+    from pynn.losses import Huber
+
+    name = s["loss"]
+    return Huber(float(name.split(":")[1])) if name.startswith("huber:") else name
+
+
+REFUSED = [  # (label, extra fit arguments, Dense dropout of the first layer)
+    ("health", {"health": True}, 0.0),
+    ("sample_weight", {"sample_weight": "ones"}, 0.0),
+    ("class_weight", {"class_weight": "balanced"}, 0.0),
+    ("validation_fraction", {"validation_fraction": 0.2, "validation_data": None}, 0.0),
+    ("batch_size", {"batch_size": None}, 0.0),
+    ("lbfgs", {"optimizer": "LBFGS"}, 0.0),
+    ("dropout", {}, 0.5),
+    ("health_type", {"health": "yes"}, 0.0),
+    ("deterministic_type", {"deterministic": 1}, 0.0),
+]
 
 
 def make_net(s: dict, seed: int = 1, backend: str | None = None):
@@ -128,12 +158,35 @@ def run(name: str, comm, outdir: str) -> None:
         def on_epoch_end(self, net, epoch, logs):
             epochs_seen.append(net._params.copy())
 
+    if s.get("refuse"):  # each refused argument raises the same on every rank, and trains nothing
+        refused = {}
+        for label, kw, rate in REFUSED:
+            kw = dict(kw)
+            if kw.get("sample_weight") == "ones":
+                kw["sample_weight"] = np.ones(X.shape[1])
+            if kw.get("optimizer") == "LBFGS":
+                kw["optimizer"] = pynn.LBFGS()
+            n = make_net(s, seed=1) if not rate else pynn.Network(
+                [pynn.Dense(3, 7, "tanh", dropout=rate), pynn.Dense(7, 4, "softmax")],
+                dtype="float64", backend=s["backend"], seed=1)
+            before = n._params.copy()
+            fit_kw = dict(loss=s["loss"], optimizer=opt, epochs=1, batch_size=s["batch"],
+                          validation_data=(Xv, Yv), comm=comm)
+            fit_kw.update(kw)
+            try:
+                n.fit(X, Y, **fit_kw)
+                refused[label] = None
+            except Exception as e:
+                refused[label] = [type(e).__name__, str(e), bool(np.array_equal(n._params, before))]
+        out["refused"] = json.dumps(refused)
     printed = io.StringIO()  # what this rank prints (verbose=2): rank 0 alone should print
     try:
+        if s.get("refuse"):
+            raise SystemExit("no training: the refused arguments only")
         with contextlib.redirect_stdout(printed):
-            h = net.fit(X, Y, loss=s["loss"], optimizer=opt, epochs=s["epochs"], batch_size=s["batch"],
+            h = net.fit(X, Y, loss=make_loss(s), optimizer=opt, epochs=s["epochs"], batch_size=s["batch"],
                         shuffle=s["shuffle"], seed=s["seed"], validation_data=(Xv, Yv) if s["val"] else None,
-                        callbacks=[Record()], verbose=2, comm=comm)
+                        callbacks=[Record()], verbose=2, comm=comm, **s.get("fit_kw", {}))
         out["history"] = json.dumps(h.history)
         if s.get("save"):
             distributed.save(net, os.path.join(outdir, f"{name}.model{rank}.npz"), comm)

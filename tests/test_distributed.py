@@ -58,7 +58,7 @@ class Runs:
         for r in range(RANKS):
             with np.load(self.outdir / f"{name}.rank{r}.npz") as z:
                 rec = {k: z[k] for k in z.files}
-            for k in ("history", "error", "evaluate"):
+            for k in ("history", "error", "evaluate", "refused"):
                 rec[k] = json.loads(str(rec[k])) if k in rec else None
             rec["printed"] = str(rec["printed"])
             ranks.append(rec)
@@ -110,8 +110,8 @@ def one_process(name: str, *, batch: int | None = None, seed: int = 1, orders=No
     X, Y = W.make_data(s)
     val = W.make_data(s, seed=1, n=17) if s["val"] else None
     net, opt, rec = W.make_net(s, seed=seed), W.make_optimizer(s), _Record(**cb)
-    kw = dict(loss=s["loss"], optimizer=opt, batch_size=batch or RANKS * s["batch"], shuffle=False,
-              validation_data=val, callbacks=[rec])
+    kw = dict(loss=W.make_loss(s), optimizer=opt, batch_size=batch or RANKS * s["batch"], shuffle=False,
+              validation_data=val, callbacks=[rec], **s.get("fit_kw", {}))
     out = {"history": {}, "error": None}
     with np.errstate(all="ignore"):  # the numpy reference's overflow warnings in the diverging runs
         try:
@@ -164,7 +164,9 @@ def assert_ranks_identical(ranks: list[dict]) -> None:
 
 # ---------------------------------------------------------------------------- two ranks == one process
 SAME_AS_ONE_PROCESS = ["equal-cpp", "equal-numba", "equal-numpy", "equal-mse-momentum", "equal-bce",
-                       "equal-numba-kernels", "unequal-cpp", "unequal-numba", "unequal-numpy", "big-batch"]
+                       "equal-numba-kernels", "unequal-cpp", "unequal-numba", "unequal-numpy", "big-batch",
+                       "equal-huber-cpp", "equal-huber-numba", "equal-rmsprop", "equal-clip", "equal-clip-numpy",
+                       "deterministic"]
 
 
 @pytest.mark.parametrize("name", SAME_AS_ONE_PROCESS)
@@ -233,9 +235,9 @@ def test_a_communicator_of_one_rank_is_a_plain_fit(mpi_runs, rank):
 @pytest.mark.parametrize("name", ["diverge-cpp", "diverge-numpy"])
 def test_a_non_finite_loss_on_one_rank_stops_every_rank_before_the_update(mpi_runs, name):
     ranks, ref = mpi_runs(name), one_process(name)
-    assert ref["error"] == "FloatingPointError"  # one process stops at the same step
+    assert ref["error"] == "Diverged"  # one process stops at the same step (a FloatingPointError)
     for r in ranks:
-        assert r["error"][0] == "FloatingPointError"
+        assert r["error"][0] == "Diverged"
         assert "not finite on 1 of 2 ranks at epoch 0, step 2" in r["error"][1]
         np.testing.assert_array_equal(r["params"], ranks[0]["params"])
     assert_weights(ranks[0]["params"], ref["params"])  # two steps applied, the third on neither
@@ -249,6 +251,31 @@ def test_settings_that_differ_between_ranks_raise_on_every_rank(mpi_runs, name, 
     for r in mpi_runs(name):
         assert r["error"][0] == "ValueError" and message in r["error"][1]
         assert r["epochs"].shape[0] == 0 and r["printed"] == ""
+
+
+REFUSED_MESSAGES = {
+    "health": (ValueError, "fit(comm=...) does not support health: pass health=None or False (got health=True)"),
+    "sample_weight": (ValueError, "fit(comm=...) does not support sample_weight: pass sample_weight=None"),
+    "class_weight": (ValueError, "fit(comm=...) does not support class_weight: pass class_weight=None "
+                                 "(got class_weight='balanced')"),
+    "validation_fraction": (ValueError, "fit(comm=...) does not support validation_fraction"),
+    "batch_size": (ValueError, "fit(comm=...) needs an int batch_size (examples per rank and step), got None"),
+    "lbfgs": (ValueError, "fit(comm=...) does not support pynn.LBFGS"),
+    "dropout": (ValueError, "fit(comm=...) does not support networks with dropout"),
+    "health_type": (TypeError, "health must be a bool, got 'yes'"),
+    "deterministic_type": (TypeError, "deterministic must be a bool, got 1"),
+}
+
+
+def test_fit_arguments_a_distributed_fit_does_not_take_raise_on_every_rank(mpi_runs):
+    # Network.fit's one-process arguments: each raises its named error on both ranks (no rank
+    # is left waiting) and leaves the weights as they were
+    for r in mpi_runs("refused"):
+        assert sorted(r["refused"]) == sorted(REFUSED_MESSAGES)
+        for label, (exc, message) in REFUSED_MESSAGES.items():
+            kind, text, untouched = r["refused"][label]
+            assert kind == exc.__name__ and text.startswith(message), (label, text)
+            assert untouched, label
 
 
 def test_bad_input_on_one_rank_raises_on_every_rank_naming_it(mpi_runs):
@@ -420,16 +447,25 @@ def test_run_batches_without_update_gives_the_batch_gradients(backend_name, shuf
     net = pynn.Network.from_sizes([3, 5, 4], dtype="float64", backend=backend_name, seed=0)
     assert net._model is not None
     order = rng.permutation(20) if shuffled else None
+    # an optimizer with state and clipping is bound (one step of a fit): update=False must leave
+    # the weights, Adam's moments and step count alone, and must not clip the gradients
+    opt = pynn.Adam(0.1, clip_value=1e-4)
+    net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=20, health=False)
     params = net._params.copy()
-    stats = net._model.run_batches(X, y, order, 2, 1, 6, 2, True, False)  # batch 2: examples [12, 18)
+    state = {k: np.copy(v) for k, v in opt.state(net).items() if isinstance(v, np.ndarray)}
+    stats = net._model.run_batches(X, y, order, 2, 1, 6, 2, True, update=False)  # batch 2: examples [12, 18)
     grads = net._grads.copy()
     np.testing.assert_array_equal(net._params, params)  # nothing updated
+    for k, v in state.items():
+        np.testing.assert_array_equal(opt.state(net)[k], v, err_msg=k)
+    assert np.abs(grads).max() > 1e-3  # not clipped to 1e-4
     cols = (order if shuffled else np.arange(20))[12:18]
     J, ref = net.loss_and_grads(X[:, cols], y[cols], "cross_entropy")
     np.testing.assert_allclose(grads, np.concatenate([np.r_[dW.ravel(), db.ravel()] for dW, db in ref]),
                                rtol=1e-12, atol=1e-15)
     right = int(np.sum(net.predict_classes(X[:, cols]) == y[cols]))
-    assert stats == pytest.approx((J * 6, 6, right, 6, 1, False, 0.0), rel=1e-12)
+    assert stats[:7] == pytest.approx((J * 6, 6, right, 6, 1, False, 0.0), rel=1e-12)
+    assert stats[7] is None  # no exception pending
 
 
 def test_compiled_run_batches_checks_the_order_entries_it_reads():
@@ -443,12 +479,56 @@ def test_compiled_run_batches_checks_the_order_entries_it_reads():
     net = pynn.Network.from_sizes([3, 5, 4], dtype="float64", backend="cpp", seed=0)
     order = rng.permutation(20)
     order[0] = -1  # outside batch 2 ([12, 18)): not read
-    net._model.run_batches(X, y, order, 2, 1, 6, 2, True, False)
+    net._model.run_batches(X, y, order, 2, 1, 6, 2, True, update=False)
     order[13] = 20
     with pytest.raises(ValueError, match="order out of range"):
-        net._model.run_batches(X, y, order, 2, 1, 6, 2, True, False)
+        net._model.run_batches(X, y, order, 2, 1, 6, 2, True, update=False)
     order[0], order[13] = 0, 13
     # absurd ranges run only the batches that exist, with no overflow: a batch larger than the
     # data is all of it
     for first, count, bs, seen in [(2**62, 2**62, 6, 0), (3, 1, 2**62, 0), (0, 2**62, 2**62, 20), (3, 2**62, 6, 2)]:
-        assert net._model.run_batches(X, y, order, first, count, bs, 2, True, False)[1] == seen
+        assert net._model.run_batches(X, y, order, first, count, bs, 2, True, update=False)[1] == seen
+
+
+# ---------------------------------------------------------------------------- mpiexec pynn train
+def test_cli_train_distributed_on_two_ranks_equals_one_process(tmp_path):
+    # `mpiexec -n 2 python -m pynn train --distributed` (issue 7, item 3): each rank keeps every
+    # other training and validation example with half the batch; the saved model equals a
+    # one-process `pynn train` with the same settings (float64, in file order), and only rank 0
+    # prints and saves
+    if importlib.util.find_spec("mpi4py") is None:
+        _unavailable('mpi4py is not installed (pip install "pynn[mpi]")')
+    exe = _mpiexec()
+    if exe is None:
+        _unavailable('no mpiexec found (pip install "pynn[mpi]" brings MPICH\'s)')
+    rng = np.random.default_rng(5)
+    n = 50
+    X = rng.normal(size=(n, 3)) * [1.0, 10.0, 0.1]
+    labels = np.array(["ant", "bee", "cow"])[(X[:, 0] + X[:, 1] / 10 > 0).astype(int) + (X[:, 2] > 0.05)]
+    data = tmp_path / "train.csv"
+    rows = (f"{x[0]!r},{x[1]!r},{x[2]!r},{lab}\n" for x, lab in zip(X.tolist(), labels))
+    data.write_text("a,b,c,kind\n" + "".join(rows))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pathlib.Path(pynn.__file__).parents[1]),
+                                                                      os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    args = ["-m", "pynn", "train", str(data), "--target", "kind", "--hidden", "6", "--activation", "tanh",
+            "--epochs", "3", "--batch-size", "8", "--dtype", "float64", "--no-shuffle", "--validation-split", "0.2",
+            "--standardize", "--lr", "0.05", "--seed", "3"]
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one.npz")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([exe, "-n", "2", sys.executable, *args, "--distributed", "--out", str(tmp_path / "two.npz")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, f"{two.stdout}\n{two.stderr}"
+    assert two.stdout.count("saved the model to") == 1 and two.stdout.count("pynn train:") == 1
+    assert "2 MPI ranks of batch 4" in two.stdout
+    a, b = pynn.load(tmp_path / "one.npz"), pynn.load(tmp_path / "two.npz")
+    assert a.metadata == b.metadata and a.sizes == b.sizes
+    assert np.abs(a._params - pynn.Network.from_sizes(a.sizes, hidden="tanh", output="softmax", dtype="float64",
+                                                      seed=3)._params).max() > 1e-3  # it trained
+    assert_weights(b._params, a._params)
+    # a global batch the ranks cannot split evenly is refused on every rank, and nothing is saved
+    odd = subprocess.run([exe, "-n", "2", sys.executable, *args, "--distributed", "--batch-size", "7", "--out",
+                          str(tmp_path / "odd.npz")], env=env, capture_output=True, text=True, timeout=300)
+    assert odd.returncode == 1 and not (tmp_path / "odd.npz").exists()
+    assert "pynn: error: --batch-size 7 must be a multiple of the number of MPI ranks (2)" in odd.stderr
