@@ -521,18 +521,29 @@ void bind_model(py::module_& m, const char* name) {
            "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
-                               const Weights& s_, double delta) {
+                               const Weights& s_, double delta, bool update) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
             const double* sw = weights_view(s_, X.cols);
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
+            // keep to the batches that exist, so no index product can overflow: [first, first+count)
+            // within the data's nbat batches, and a batch no larger than the data (same batches)
+            idx nbat = X.cols / bs + (X.cols % bs != 0);
+            first = std::min(first, nbat);
+            count = std::min(count, nbat - first);
+            bs = std::max<idx>(1, std::min(bs, X.cols));
             const int64_t* ord = nullptr;
             if (order) {
                 if (order->ndim() != 1 || order->shape(0) != X.cols || order->strides(0) != 8) fail("order must be a contiguous permutation of the examples");
                 ord = order->data();
-                for (idx k = 0; k < X.cols; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
+                // only the entries these batches read: a call per batch (pynn.distributed) stays O(batch)
+                idx hi = std::min(X.cols, (first + count) * bs);
+                for (idx k = first * bs; k < hi; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
             }
-            if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            if (update && self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            // update=false runs the batches with no optimizer: gradients only (pynn.distributed
+            // reduces them across ranks before the update)
+            const OptState<T> no_update;
             // Ctrl-C: every 20 ms the loop takes the GIL and runs Python's signal handlers; one that
             // raises (KeyboardInterrupt) ends the run after the step that just completed, and its
             // exception is handed back to the caller with the statistics so far.
@@ -553,14 +564,16 @@ void bind_model(py::module_& m, const char* name) {
             self.model.huber_delta = delta;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop, sw);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), update ? self.opt : no_update,
+                                            count_correct, stop, sw);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);
-        }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, "
+        }, "train on batches [first, first+count) of an epoch (update=False: gradients only, the last batch's left in "
+           "the buffer); returns (loss_sum, seen, right, judged, batches, "
            "diverged, bad_loss, exception raised by a signal handler or None)",
            "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
-           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0);
+           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0, "update"_a = true);
 }
 }  // namespace
 

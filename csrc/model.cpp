@@ -216,6 +216,9 @@ double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, cons
 // weights. The copy it keeps costs one pass over the parameters (and state).
 template <class T>
 bool Model<T>::update(const OptState<T>& opt) {
+    // kind none (run_batches(update=False), pynn.distributed): gradients only, so nothing is
+    // clipped, copied or changed; the caller reduces and applies them
+    if (opt.kind == OptState<T>::none) return true;
     const idx n = n_params_;
     clip_gradient<T>(grads_, n, opt.clip_value, opt.clip_norm);
     T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null

@@ -83,6 +83,7 @@ class Model {
     // order[k*bs ...] (or k*bs... in order when order is null), gathered into the workspace.
     // `stop` is asked after every step and ends the run early when it answers true (Ctrl-C).
     // `s` (N,) are sample weights or null; a batch whose weights are all zero is skipped.
+    // With opt.kind == none nothing is updated: the gradients of the last batch stay in the buffer.
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                            Loss loss, const OptState<T>& opt, bool count_correct,
                            const std::function<bool()>& stop = {}, const double* s = nullptr);

@@ -9,6 +9,14 @@ How ``pynn train`` reads a target (``--task auto``): text labels, booleans, or w
 with at most 20 distinct values make a classification (two classes: one sigmoid output and
 binary cross-entropy; more: softmax and cross-entropy); anything else, or a 2-D NPZ target,
 is a regression (linear outputs, mean squared error).
+
+``mpiexec -n N pynn train --distributed ...`` (or ``python -m pynn``) trains data-parallel over
+N MPI ranks (:mod:`pynn.distributed`): every rank reads the file and makes the same split and
+scaling, keeps every N-th training (and validation) example from its rank on, and trains with
+``batch_size / N`` examples per rank, so a step sees ``--batch-size`` examples in all; only rank
+0 prints and saves. The flag is explicit rather than detected from the launcher's environment,
+so a script run under ``mpiexec`` for other reasons never starts collective calls it did not ask
+for; ``--distributed`` without a launcher runs as one rank.
 """
 
 from __future__ import annotations
@@ -203,19 +211,45 @@ def _standardize(meta: dict[str, Any], X: np.ndarray, Y: np.ndarray, train: np.n
     return X, Y
 
 
-def _fit(net, X, Y, val, args: argparse.Namespace, loss: str):
-    """The one place ``pynn train`` trains."""
+def _comm(args: argparse.Namespace):
+    """``MPI.COMM_WORLD`` for ``--distributed``, else None."""
+    if not args.distributed:
+        return None
+    from . import distributed
+
+    try:
+        comm = distributed._mpi().COMM_WORLD
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+    if args.batch_size % comm.Get_size():
+        raise CLIError(f"--batch-size {args.batch_size} must be a multiple of the number of MPI ranks "
+                       f"({comm.Get_size()}) to split each batch evenly")
+    return comm
+
+
+def _fit(net, X, Y, val, args: argparse.Namespace, loss: str, comm: Any = None):
+    """The one place ``pynn train`` trains. With ``comm`` each rank trains on its round-robin
+    shard of ``X, Y`` (and of ``val``) with ``batch_size / size`` examples per rank."""
     import pynn
 
     lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.01)
     optimizer = pynn.Adam(lr) if args.optimizer == "adam" else pynn.SGD(lr, momentum=args.momentum)
-    return net.fit(X, Y, loss=loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                   validation_data=val, seed=args.seed, verbose=0 if args.quiet else 1)
+    batch_size, verbose = args.batch_size, 0 if args.quiet else 1
+    if comm is not None:
+        from . import distributed
+
+        X, Y = distributed.shard(X, comm), distributed.shard(Y, comm)
+        val = None if val is None else (distributed.shard(val[0], comm), distributed.shard(val[1], comm))
+        batch_size = distributed.local_batch_size(batch_size, comm)
+    return net.fit(X, Y, loss=loss, optimizer=optimizer, epochs=args.epochs, batch_size=batch_size,
+                   validation_data=val, shuffle=not args.no_shuffle, seed=args.seed, verbose=verbose, comm=comm)
 
 
 def _train(args: argparse.Namespace) -> int:
     import pynn
 
+    comm = _comm(args)
+    root = comm is None or comm.Get_rank() == 0
     _writable(args.out, "the model")
     if args.plot:
         _writable(args.plot, "the plot")
@@ -241,21 +275,27 @@ def _train(args: argparse.Namespace) -> int:
     net = pynn.Network.from_sizes([X.shape[0], *args.hidden, n_out], hidden=args.activation, output=output,
                                   dtype=args.dtype, backend=args.backend, seed=args.seed)
     net.metadata = meta
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a: None) if args.quiet or not root else print
     say(f"pynn train: {data.path}, {n} examples ({n - n_val} training, {n_val} validation), "
         f"{len(data.features)} features -> {data.target!r}: {meta['task']}"
         + (f" of {len(meta['classes'])} classes" if "classes" in meta else ""))
     say(f"network {'-'.join(map(str, net.sizes))} ({args.activation}, {output}), loss {loss}, {args.optimizer}, "
-        f"{args.dtype}, backend {net.backend!r}")
+        f"{args.dtype}, backend {net.backend!r}"
+        + (f", {comm.Get_size()} MPI ranks of batch {args.batch_size // comm.Get_size()}" if comm else ""))
     t0 = time.perf_counter()
-    history = _fit(net, Xtr, Ytr, val, args, loss)
+    history = _fit(net, Xtr, Ytr, val, args, loss, comm)
     secs = time.perf_counter() - t0
-    net.save(args.out)
+    if comm is None:
+        net.save(args.out)
+    else:  # rank 0 writes; every rank returns once it is written (or raises if it was not)
+        from . import distributed
+
+        distributed.save(net, args.out, comm)
     last = ", ".join(f"{k} {v[-1]:.4f}" for k, v in history.history.items() if k != "time")
     say(f"trained {len(history)} epochs in {secs:.2f}s ({len(history) * Xtr.shape[1] / max(secs, 1e-9):,.0f} "
         f"samples/s): {last}")
     say(f"saved the model to {args.out}")
-    if args.plot:
+    if args.plot and root:
         history.plot(args.plot)
         say(f"saved the loss curves to {args.plot}")
     return 0
@@ -403,7 +443,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", default="relu", choices=("relu", "tanh", "sigmoid", "leaky_relu", "linear"),
                    help="of the hidden layers (default relu)")
     p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="examples per step (default 32); with --distributed, over all ranks")
+    p.add_argument("--no-shuffle", action="store_true", help="visit the training examples in file order each epoch")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the MPI ranks of mpiexec -n N (needs pynn[mpi]); only rank 0 prints "
+                        "and saves")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 1e-3 adam, 0.01 sgd)")
     p.add_argument("--momentum", type=_fraction, default=0.0, help="SGD momentum (default 0)")

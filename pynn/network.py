@@ -818,8 +818,9 @@ class Network:
     # ------------------------------------------------------------------ training
     def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0, health: bool = True, deterministic: bool = False,
-            sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool | None = None, deterministic: bool = False,
+            sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None,
+            comm: Any = None) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -844,7 +845,7 @@ class Network:
         as sklearn's ``compute_class_weight``) multiplies into it; it needs cross_entropy or bce
         with one output.
 
-        With ``health=True`` the History also records, per layer and epoch, weight and gradient
+        With ``health=True`` (the default, ``None``, means True without ``comm``) the History also records, per layer and epoch, weight and gradient
         norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
         :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
         explodes.
@@ -859,6 +860,13 @@ class Network:
         afterwards. Without it, float32 results may differ in the last bits between thread
         counts (OpenBLAS splits a product differently for different counts).
 
+        ``comm`` (an mpi4py communicator such as ``MPI.COMM_WORLD``) trains data-parallel: each
+        rank passes its own shard of the data and ``batch_size`` examples per rank; gradients are
+        averaged over all ranks every step (see :mod:`pynn.distributed`, which says which of the
+        arguments above it takes: ``deterministic`` yes; ``sample_weight``, ``class_weight``,
+        ``validation_fraction``, ``health=True``, ``batch_size=None``, LBFGS, dropout and sparse
+        ``X`` raise).
+
         Examples
         --------
         >>> import numpy as np, pynn
@@ -869,6 +877,14 @@ class Network:
         >>> len(history.loss), net.predict_classes(X)
         (300, array([0, 1, 1, 0]))
         """
+        if comm is not None:
+            from .distributed import fit as distributed_fit
+
+            return distributed_fit(self, X, Y, comm=comm, loss=loss, optimizer=optimizer, epochs=epochs,
+                                   batch_size=batch_size, validation_data=validation_data, shuffle=shuffle, seed=seed,
+                                   callbacks=callbacks, verbose=verbose, health=health, deterministic=deterministic,
+                                   sample_weight=sample_weight, class_weight=class_weight,
+                                   validation_fraction=validation_fraction)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         epochs = V.check_int(epochs, "epochs")
@@ -878,6 +894,7 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        health = True if health is None else health
         if not isinstance(health, (bool, np.bool_)):
             raise TypeError(f"health must be a bool, got {health!r}")
         if not isinstance(deterministic, (bool, np.bool_)):

@@ -27,7 +27,7 @@ SIGMOID, TANH, RELU, LEAKY_RELU, ELU, GELU, SOFTPLUS, EXP, LINEAR, SOFTMAX = ran
 ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
              "softplus": SOFTPLUS, "exp": EXP, "linear": LINEAR, "softmax": SOFTMAX}
 MSE, BCE, CROSS_ENTROPY, MAE, HUBER, POISSON = range(6)  # the order of pynn.losses.LOSSES
-SGD, ADAM, RMSPROP, RPROP = 1, 2, 3, 4
+NO_UPDATE, SGD, ADAM, RMSPROP, RPROP = range(5)  # NO_UPDATE: gradients only (run_batches(update=False))
 
 # Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
 MAX_PARAMS = 20_000
@@ -426,6 +426,8 @@ def _update(params, grads, kind, hyper, v, m, u, t, undo):
     ``hyper`` holds lr, momentum, nesterov (or centered), beta1 (or alpha, or eta_minus), beta2
     (or eta_plus), eps, weight_decay, clip_value, clip_norm, step_min, step_max; the state arrays
     ``v, m, u`` are as in the compiled core's OptState (empty where unused)."""
+    if kind == NO_UPDATE:  # run_batches(update=False): gradients only, nothing clipped or changed
+        return True
     lr, mom, nesterov, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
     _clip(grads, hyper[7], hyper[8])
     n = params.shape[0]
@@ -492,7 +494,7 @@ def _update(params, grads, kind, hyper, v, m, u, t, undo):
                 v[k] = vk
                 params[k] -= lr_ * (grads[k] + mu * vk if nesterov else vk)
                 ok &= np.isfinite(params[k]) and np.isfinite(vk)
-    else:
+    elif kind == ADAM:
         t[0] += 1
         decay, B1, B2, C1, C2 = T(1 - lr * wd), T(b1), T(b2), T(1 - b1), T(1 - b2)
         step = T(lr / (1 - b1 ** t[0]))
@@ -647,6 +649,9 @@ class Model:
         self._undo = np.empty(4 * params.shape[0], params.dtype)  # see _update
         self._no_weights = np.zeros(1, np.float64)
         self._rates, self._dseed, self._dstep = np.zeros(len(acts)), np.zeros(1, np.uint64), np.zeros(1, np.int64)
+        # optimizer arguments that update nothing: run_batches(update=False) leaves the gradients
+        self._no_update = (NO_UPDATE, np.zeros(11, np.float64), params[:0], params[:0], params[:0],
+                           np.zeros(1, np.int64), self._undo)
 
     def set_dropout(self, rates, seed, step) -> None:
         """Inverted dropout per layer in training steps, masks from (seed, step[0], layer); every
@@ -765,7 +770,7 @@ class Model:
     polls_signals = False
 
     def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
-                    sample_weight=None, delta=1.0):
+                    sample_weight=None, delta=1.0, update=True):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
@@ -777,5 +782,5 @@ class Model:
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
                             ws[1], ws[9], ws[2], ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws),
-                            *self._opt,
+                            *(self._opt if update else self._no_update),
                             count_correct) + (None,)
