@@ -402,7 +402,7 @@ class Network:
         return check_loss(loss, self._stems[-1])
 
     def _check_targets(self, Y: Any, loss: str, d: int, name: str = "Y") -> np.ndarray:
-        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype, name)
+        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype, name, softmax=self._stems[-1] == "softmax")
 
     def _dense_targets(self, Y: np.ndarray, ws: _Workspace) -> np.ndarray:
         """Class indices become a one-hot (m, d) array in the workspace; others pass through."""
