@@ -30,10 +30,18 @@ FORMAT_VERSION = 1
 _MAX_HEADER = 1 << 20
 
 
+def _fspath(path: Any) -> str:
+    """A path as a str: str, bytes and os.PathLike (pathlib.Path) are all accepted."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got {type(path).__name__}") from None
+
+
 def save(net, path: Any) -> None:
     from . import __version__
 
-    path = os.fspath(path)
+    path = _fspath(path)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -124,7 +132,7 @@ def load(path: Any, *, backend: str | None = None):
     from .backends import available_backends
     from .network import Dense, Network
 
-    path = os.fspath(path)
+    path = _fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
     try:
