@@ -89,3 +89,8 @@ def make(rng, shape, dtype, layout="C", *, low=-1.0, high=1.0):
 def nans(shape, dtype, layout="F"):
     """An output buffer filled with NaN, so a kernel that skips an element fails."""
     return np.full(shape, np.nan, dtype=dtype, order=layout)
+
+
+# Property-based tests (tests/fuzzing.py): the per-entry-point case counts in the terminal
+# summary, and with PYNN_FUZZ_EXAMPLES=N a failed session when an entry point ran fewer.
+from fuzzing import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401
