@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iterator>
@@ -32,22 +33,29 @@ using Arr = py::array_t<T, 0>;
 
 std::string shape_str(idx r, idx c) { return "(" + std::to_string(r) + ", " + std::to_string(c) + ")"; }
 
+// What keeps a 2-D array from being read in place as a Mat<T> (null if nothing): BLAS and
+// the kernels need aligned elements, positive strides and one unit stride.
+template <class T>
+const char* layout_problem(const py::array& a) {
+    idx sr = a.strides(0), sc = a.strides(1);
+    if (sr % idx(sizeof(T)) || sc % idx(sizeof(T)) || reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T))
+        return " must be aligned to its dtype";
+    Mat<T> m{nullptr, a.shape(0), a.shape(1), sr / idx(sizeof(T)), sc / idx(sizeof(T))};
+    if (m.size() > 0) {
+        if ((m.rows > 1 && m.rs <= 0) || (m.cols > 1 && m.cs <= 0)) return " must have positive strides";
+        if (!row_major(m) && !col_major(m)) return " must be contiguous along one axis (C- or F-ordered)";
+    }
+    return nullptr;
+}
+
 template <class T>
 Mat<T> view(const py::array& a, const char* name, bool writable) {
     if (a.ndim() != 2) fail(std::string(name) + " must be a 2-D array, got " + std::to_string(a.ndim()) + "-D");
     if (writable && !a.writeable()) fail(std::string(name) + " must be a writable array");
+    if (const char* why = layout_problem<T>(a)) fail(std::string(name) + why);
     idx sr = a.strides(0), sc = a.strides(1);
-    if (sr % idx(sizeof(T)) || sc % idx(sizeof(T)) || reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T))
-        fail(std::string(name) + " must be aligned to its dtype");
-    Mat<T> m{const_cast<T*>(static_cast<const T*>(a.data())), a.shape(0), a.shape(1), sr / idx(sizeof(T)),
-             sc / idx(sizeof(T))};
-    if (m.size() > 0) {
-        if ((m.rows > 1 && m.rs <= 0) || (m.cols > 1 && m.cs <= 0))
-            fail(std::string(name) + " must have positive strides");
-        if (!row_major(m) && !col_major(m))
-            fail(std::string(name) + " must be contiguous along one axis (C- or F-ordered)");
-    }
-    return m;
+    return {const_cast<T*>(static_cast<const T*>(a.data())), a.shape(0), a.shape(1), sr / idx(sizeof(T)),
+            sc / idx(sizeof(T))};
 }
 template <class T>
 CMat<T> in(const Arr<T>& a, const char* name) { return view<T>(a, name, false); }
@@ -111,6 +119,7 @@ T* flat(Arr<T>& a, const char* name, idx n, bool writable) {
     if (a.ndim() != 1) fail(std::string(name) + " must be a 1-D array");
     if (a.shape(0) != n) fail(std::string(name) + " must have " + std::to_string(n) + " elements, got " + std::to_string(a.shape(0)));
     if (n > 1 && a.strides(0) != idx(sizeof(T))) fail(std::string(name) + " must be contiguous");
+    if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T)) fail(std::string(name) + " must be aligned to its dtype");
     if (writable && !a.writeable()) fail(std::string(name) + " must be a writable array");
     return const_cast<T*>(static_cast<const T*>(a.data()));
 }
@@ -327,6 +336,13 @@ void bind(py::module_& m) {
 // full validation, which either raises the user-facing error or takes the general path.
 [[noreturn]] void reject(const std::string& msg) { throw std::domain_error(msg); }
 
+Loss loss_code(int code) {
+    if (code < 0 || code > int(Loss::poisson))
+        fail("loss must be 0 (mse), 1 (bce), 2 (cross_entropy), 3 (mae), 4 (huber) or 5 (poisson), got " +
+             std::to_string(code));
+    return Loss(code);
+}
+
 template <class T>
 struct PyModel {
     py::array params, grads;  // the network's flat buffers, kept alive while the model lives
@@ -339,17 +355,25 @@ struct PyModel {
         : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
 };
 
-// The array's NumPy type number, read from the object itself (no new references).
+// The array's NumPy type number, read from the object itself (no new references), or -1 when
+// its bytes are not in the machine's order: the type number of '>f8' is that of '<f8'.
 int type_num(const py::array& a) {
-    return py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr)->type_num;
+    auto* d = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);
+    const uint16_t probe = 1;
+    const char foreign = *reinterpret_cast<const char*>(&probe) == 1 ? '>' : '<';  // the other endianness
+    return d->byteorder == foreign ? -1 : d->type_num;
 }
 template <class T>
 constexpr int npy_type = py::detail::npy_format_descriptor<T>::value;
 
+// A user's batch, as the fused path takes it. Anything else — another dtype or shape, or a
+// layout the kernels can't read in place (negative strides, no unit stride, misaligned) — is
+// rejected as InvalidInput: network.py then validates it in full and copies it if it must.
 template <class T>
 CMat<T> batch_view(const py::array& a, idx rows, const char* name) {
     if (type_num(a) != npy_type<T> || a.ndim() != 2 || a.shape(0) != rows)
         reject(std::string(name) + " is not a matching 2-D array");
+    if (const char* why = layout_problem<T>(a)) reject(std::string(name) + why);
     return view<T>(a, name, false);
 }
 
@@ -357,33 +381,48 @@ template <class T>
 Target<T> target_view(const py::array& Y, idx m, idx d, Loss loss) {
     Target<T> t;
     if (Y.ndim() == 1 && loss == Loss::cross_entropy && m > 1 && type_num(Y) == npy_type<int64_t>) {
-        if (Y.shape(0) != d || Y.strides(0) % 8) reject("Y indices do not match");
+        if (Y.shape(0) != d || Y.strides(0) % 8 || reinterpret_cast<std::uintptr_t>(Y.data()) % alignof(int64_t))
+            reject("Y indices do not match");
         t.index = static_cast<const int64_t*>(Y.data());
         t.index_stride = Y.strides(0) / 8;
         return t;
     }
     if (Y.ndim() != 2 || type_num(Y) != npy_type<T> || Y.shape(0) != m || Y.shape(1) != d)
         reject("Y does not match");
+    if (const char* why = layout_problem<T>(Y)) reject(std::string("Y") + why);
     t.dense = view<T>(Y, "Y", false);
     return t;
 }
 
-// The values checks that _validate.py makes: finite inputs, targets in range.
+// Class indices index the one-hot buffer: out of range they would write outside it.
 template <class T>
-bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m) {
-    if (!all_finite(X)) return false;
-    if (Y.is_index()) {
-        for (idx j = 0; j < X.cols; ++j) {
-            int64_t c = Y.index[j * Y.index_stride];
-            if (c < 0 || c >= m) return false;
-        }
-        return true;
+bool indices_ok(const Target<T>& Y, idx d, idx m) {
+    for (idx j = 0; j < d; ++j) {
+        int64_t c = Y.index[j * Y.index_stride];
+        if (c < 0 || c >= m) return false;
     }
+    return true;
+}
+
+// The values checks that _validate.py makes: finite inputs, targets in range, and for a
+// softmax output with cross-entropy, target columns that sum to 1 (within sum_tolerance).
+template <class T>
+bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m, bool softmax) {
+    if (!all_finite(X)) return false;
+    if (Y.is_index()) return indices_ok(Y, X.cols, m);
     if (!all_finite(Y.dense)) return false;
     if (loss != Loss::bce && loss != Loss::cross_entropy && loss != Loss::poisson) return true;
     T hi = loss == Loss::poisson ? std::numeric_limits<T>::infinity() : T(1);  // counts: only >= 0
     int ok = 1;
     for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= hi; });
+    if (ok && softmax && loss == Loss::cross_entropy) {
+        const double tol = 64.0 * double(m) * double(std::numeric_limits<T>::epsilon());
+        for (idx j = 0; j < Y.dense.cols && ok; ++j) {
+            double s = 0;
+            for (idx i = 0; i < m; ++i) s += double(Y.dense(i, j));
+            ok = std::abs(s - 1.0) <= tol;
+        }
+    }
     return ok;
 }
 
@@ -405,7 +444,10 @@ void bind_model(py::module_& m, const char* name) {
             idx total = 0;
             for (size_t l = 0; l + 1 < sizes.size(); ++l) {
                 if (sizes[l] < 1 || sizes[l + 1] < 1) fail("sizes must be positive");
-                total += sizes[l + 1] * sizes[l] + sizes[l + 1];
+                if (sizes[l] >= (idx(1) << 62) || sizes[l + 1] >= (idx(1) << 62)) fail("sizes are too large");
+                idx layer;  // h * n + h parameters, without overflowing
+                if (__builtin_mul_overflow(sizes[l + 1], sizes[l] + 1, &layer) || __builtin_add_overflow(total, layer, &total))
+                    fail("sizes are too large");
             }
             flat(p, "params", total, true);
             flat(g, "grads", total, true);
@@ -425,30 +467,36 @@ void bind_model(py::module_& m, const char* name) {
         }, "Yhat = the network's output for X, into out", "X"_a, "out"_a)
         .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads, const Weights& s_,
                         double delta) {
+            const Loss L = loss_code(loss);
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
-            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, L);
             const double* s = weights_view(s_, X.cols);
             py::gil_scoped_release release;
-            if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+            if (!values_ok(X, Y, L, self.model.n_out(), self.model.softmax_out())) reject("values out of range");
             self.model.huber_delta = delta;
-            return self.model.loss(X, Y, Loss(loss), grads, s);
+            return self.model.loss(X, Y, L, grads, s);
         }, "J for (X, Y), weighted by sample_weight if given; fills the gradient buffer when grads",
            "X"_a, "Y"_a, "loss"_a, "grads"_a, "sample_weight"_a = py::none(), "delta"_a = 1.0)
         .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss, const Weights& s_,
                               double delta) {
+            const Loss L = loss_code(loss);
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
-            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, L);
             const double* s = weights_view(s_, X.cols);
             if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
+            // a copy of the settings, and references to the state arrays: another thread
+            // binding a new optimizer meanwhile can't free what this step writes into
+            OptState<T> opt = self.opt;
+            py::list keep = self.opt_arrays;
             bool applied;
             double J;
             {
                 py::gil_scoped_release release;
-                if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
+                if (!values_ok(X, Y, L, self.model.n_out(), self.model.softmax_out())) reject("values out of range");
                 self.model.huber_delta = delta;
-                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied, s);
+                J = self.model.train_step(X, Y, L, opt, &applied, s);
             }
             return py::make_tuple(J, applied);
         }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a,
@@ -522,8 +570,9 @@ void bind_model(py::module_& m, const char* name) {
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
                                const Weights& s_, double delta, bool update) {
+            const Loss L = loss_code(loss);
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
-            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, L);
             const double* sw = weights_view(s_, X.cols);
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
             // keep to the batches that exist, so no index product can overflow: [first, first+count)
@@ -532,6 +581,7 @@ void bind_model(py::module_& m, const char* name) {
             first = std::min(first, nbat);
             count = std::min(count, nbat - first);
             bs = std::max<idx>(1, std::min(bs, X.cols));
+            if (Y.is_index() && !indices_ok(Y, X.cols, self.model.n_out())) fail("Y class indices out of range");
             const int64_t* ord = nullptr;
             if (order) {
                 if (order->ndim() != 1 || order->shape(0) != X.cols || order->strides(0) != 8) fail("order must be a contiguous permutation of the examples");
@@ -543,7 +593,8 @@ void bind_model(py::module_& m, const char* name) {
             if (update && self.opt.kind == OptState<T>::none) fail("no optimizer set");
             // update=false runs the batches with no optimizer: gradients only (pynn.distributed
             // reduces them across ranks before the update)
-            const OptState<T> no_update;
+            OptState<T> opt = update ? self.opt : OptState<T>{};  // pinned, as in train_step
+            py::list keep = self.opt_arrays;
             // Ctrl-C: every 20 ms the loop takes the GIL and runs Python's signal handlers; one that
             // raises (KeyboardInterrupt) ends the run after the step that just completed, and its
             // exception is handed back to the caller with the statistics so far.
@@ -564,8 +615,7 @@ void bind_model(py::module_& m, const char* name) {
             self.model.huber_delta = delta;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), update ? self.opt : no_update,
-                                            count_correct, stop, sw);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, L, opt, count_correct, stop, sw);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);

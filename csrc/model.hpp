@@ -99,6 +99,7 @@ class Model {
     idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
     idx n_params() const { return n_params_; }
+    bool softmax_out() const { return acts_.back() == Act::softmax; }
 
    private:
     std::vector<idx> sizes_;

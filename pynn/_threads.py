@@ -33,14 +33,15 @@ def set_num_threads(n: int) -> None:
     """
     global _requested
     n = check_int(n, "n")
-    _requested = n
     try:
         from . import _core
     except ImportError:
         pass
     else:
-        _core.set_num_threads(n)
+        # the core takes a C int; OpenBLAS caps the count at its own maximum anyway
+        _core.set_num_threads(min(n, 2**31 - 1))
     _apply_numba(n)
+    _requested = n
 
 
 def get_num_threads() -> int:

@@ -112,15 +112,25 @@ def as_batch(X: object, n_features: int, dtype: np.dtype, name: str = "X") -> np
         )
     if arr.dtype != dtype:
         arr = cast(arr, dtype, name)
-    elif not _blas_ok(arr):  # e.g. negative or doubly-strided views: one copy, in F order
-        arr = np.asfortranarray(arr)
+    elif not _blas_ok(arr):  # e.g. negative or doubly-strided or misaligned views: one copy, in F order
+        arr = np.array(arr, order="F")  # (np.asfortranarray would keep a misaligned F-ordered array)
     _check_finite(arr, name)
     return arr
 
 
-def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str = "Y") -> np.ndarray:
+def sum_tolerance(m: int, dtype: np.dtype) -> float:
+    """How far from 1 the column sums of softmax cross-entropy targets may be: rounding."""
+    return 64 * m * float(np.finfo(dtype).eps)
+
+
+def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str = "Y", *,
+               softmax: bool = False) -> np.ndarray:
     """Targets for ``loss``: an (m, d) array of ``dtype``, or for cross_entropy class indices (d,)
-    as an int array. A (d,) Y is taken as (1, d) when the network has one output."""
+    as an int array. A (d,) Y is taken as (1, d) when the network has one output.
+
+    With a softmax output (``softmax=True``) cross-entropy targets must be distributions, each
+    column summing to 1: the fused output gradient ``(Yhat - Y) / d`` is the gradient of the
+    loss only then (in general it is ``(Yhat Σ_k y_k - Y) / d``)."""
     arr = _numeric(Y, name)
     if loss == "cross_entropy" and arr.ndim == 1 and m > 1:
         if arr.shape[0] != d:
@@ -134,7 +144,7 @@ def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str 
                 f"{name} holds class indices, which must lie in [0, {m - 1}] for {m} outputs; "
                 f"got values from {arr.min()} to {arr.max()}"
             )
-        return arr.astype(np.intp, copy=False)
+        return np.require(arr, np.intp, ["ALIGNED"])  # as the compiled core reads them: a copy only if not
     if arr.ndim == 1 and m == 1:
         arr = arr.reshape(1, -1)
     if arr.shape != (m, d):
@@ -146,12 +156,18 @@ def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str 
     if arr.dtype != dtype:
         arr = cast(arr, dtype, name)
     elif not _blas_ok(arr):
-        arr = np.asfortranarray(arr)
+        arr = np.array(arr, order="F")
     _check_finite(arr, name)
     if loss in ("bce", "cross_entropy") and arr.size and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} for loss {loss!r} must hold values in [0, 1]; got values from {arr.min()} to {arr.max()}")
     if loss == "poisson" and arr.size and arr.min() < 0:
         raise ValueError(f"{name} for loss 'poisson' must hold counts (values >= 0); got a minimum of {arr.min()}")
+    if softmax and loss == "cross_entropy" and arr.size:
+        sums = arr.sum(axis=0, dtype=np.float64)
+        if np.abs(sums - 1).max() > sum_tolerance(m, dtype):
+            raise ValueError(f"{name} for loss 'cross_entropy' with a softmax output must have columns that sum to 1 "
+                             f"(one-hot or probabilities; normalise with {name} / {name}.sum(axis=0)); got column "
+                             f"sums from {sums.min():.9g} to {sums.max():.9g}")
     return arr
 
 

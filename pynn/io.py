@@ -39,6 +39,14 @@ _MAX_HEADER = 1 << 20
 
 log = logging.getLogger(__name__)
 
+def _fspath(path: Any) -> str:
+    """A path as a str: str, bytes and os.PathLike (pathlib.Path) are all accepted."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got {type(path).__name__}") from None
+
+
 
 def check_metadata(metadata: Any, name: str = "metadata") -> dict[str, Any]:
     """``metadata`` if it is a dict that JSON can store as it is (str keys; str, finite numbers,
@@ -61,7 +69,7 @@ def check_metadata(metadata: Any, name: str = "metadata") -> dict[str, Any]:
 def save(net: Network, path: Any) -> None:
     from . import __version__
 
-    path = os.fspath(path)
+    path = _fspath(path)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -161,7 +169,7 @@ def load(path: Any, *, backend: str | None = None) -> Network:
     from .backends import available_backends
     from .network import Dense, Network
 
-    path = os.fspath(path)
+    path = _fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
     try:

@@ -303,7 +303,13 @@ class Network:
 
     def __init__(self, layers: Iterable[Dense], *, dtype: Any = "float32", backend: str = "auto",
                  seed: int | None = None) -> None:
-        layers = list(layers) if not isinstance(layers, Dense) else [layers]
+        if isinstance(layers, Dense):
+            layers = [layers]
+        else:
+            try:
+                layers = list(layers)
+            except TypeError:
+                raise TypeError(f"layers must be a sequence of pynn.Dense layers, got {type(layers).__name__}") from None
         if not layers:
             raise ValueError("layers must hold at least one Dense layer, got none")
         for i, layer in enumerate(layers):
@@ -391,9 +397,13 @@ class Network:
         >>> pynn.Network.from_sizes([4, 8, 3], seed=0).sizes
         [4, 8, 3]
         """
-        sizes = list(sizes)
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise TypeError(f"sizes must be a sequence of ints, got {type(sizes).__name__}") from None
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least an input and an output width, got {sizes}")
+        sizes = [V.check_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         activation_stem(hidden, argument="hidden")
         activation_stem(output, argument="output")
         layers = [Dense(sizes[i], sizes[i + 1], hidden if i < len(sizes) - 2 else output)
@@ -493,6 +503,8 @@ class Network:
                 or not out.flags.writeable or not V._blas_ok(out):
             raise ValueError(f"out must be a writable {self.dtype.name} array of shape {shape} with one unit "
                              f"stride, got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+        elif out.size and np.may_share_memory(out, X):  # the layers would read what they overwrite
+            raise ValueError("out must not overlap X")
         if X.shape[1] == 0:
             return out
         if isinstance(X, SparseRows):  # chunk by chunk, each densified into one reused buffer
@@ -530,7 +542,7 @@ class Network:
         return check_loss(loss, self._stems[-1])
 
     def _check_targets(self, Y: Any, loss: str, d: int, name: str = "Y") -> np.ndarray:
-        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype, name)
+        return V.as_targets(Y, loss, self._widths[-1], d, self.dtype, name, softmax=self._stems[-1] == "softmax")
 
     def _dense_targets(self, Y: np.ndarray, ws: _Workspace) -> np.ndarray:
         """Class indices become a one-hot (m, d) array in the workspace; others pass through."""

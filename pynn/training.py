@@ -278,6 +278,11 @@ def as_callbacks(callbacks) -> list[Callback]:
         return []
     if isinstance(callbacks, Callback) or callable(callbacks):
         callbacks = [callbacks]
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be Callback objects or functions f(epoch, logs), or a list of them; "
+                        f"got {callbacks!r}") from None
     out = []
     for cb in callbacks:
         if isinstance(cb, Callback):

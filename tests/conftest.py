@@ -102,3 +102,8 @@ def require(module: str):
         if IN_CI:
             pytest.fail(f"{module} is missing in CI (pip install '.[test]' installs it): {e}")
         pytest.skip(f"{module} is not installed: {e}")
+
+
+# Property-based tests (tests/fuzzing.py): the per-entry-point case counts in the terminal
+# summary, and with PYNN_FUZZ_EXAMPLES=N a failed session when an entry point ran fewer.
+from fuzzing import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401

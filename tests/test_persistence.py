@@ -26,6 +26,7 @@ import pytest
 import pynn
 import pynn.io as pio
 from conftest import NET_TOL, backend_module
+from fuzzing import flag, fuzz, integer, pick
 
 ARCHS = {
     "relu-softmax": lambda: [pynn.Dense(3, 5, "relu"), pynn.Dense(5, 4, "softmax")],
@@ -596,3 +597,122 @@ def test_file_with_malformed_metadata_is_rejected(tmp_path):
     path = write_npz(tmp_path / "m.npz", small_header(metadata=["not", "a", "dict"]), small_arrays())
     with rejected(path):
         pynn.load(path)
+
+
+# ---------------------------------------------------------------- wrong magic, real crashes, fuzzed damage
+@pytest.mark.parametrize("member", ["header", "W0"])
+def test_member_with_wrong_npy_magic(tmp_path, good_file, member):
+    """A member whose .npy magic string is not NumPy's."""
+    with zipfile.ZipFile(good_file) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    data = members[f"{member}.npy"]
+    assert data.startswith(b"\x93NUMPY")
+    members[f"{member}.npy"] = b"\x93NUMPZ" + data[6:]
+    path = write_zip(tmp_path / "magic.npz", members)
+    with rejected(path):
+        pynn.load(path)
+
+
+def test_killed_mid_save_leaves_the_old_model_loadable(tmp_path):
+    """A real crash: a process saving a large model over a good one is killed (SIGKILL) at
+    several moments during its saves. The file at the path is always a whole model — the old
+    one or the new one — never a broken one (only a stray temporary file may remain)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "m.npz"
+    old = pynn.Network.from_sizes([3, 4, 2], seed=1)
+    old.save(path)
+    code = (f"import pynn\nnet = pynn.Network.from_sizes([1000, 2000, 10], seed=2)\nprint('ready', flush=True)\n"
+            f"while True:\n    net.save({str(path)!r})\n")
+    for delay in (0.0, 0.003, 0.011, 0.029, 0.07):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        net = pynn.load(path)  # whole: the old model, or the new one
+        assert net.sizes in ([3, 4, 2], [1000, 2000, 10])
+        if net.sizes == [3, 4, 2]:
+            assert_same_network(net, old)
+
+
+def _good_files(tmp_path_factory):
+    """A few saved models (bytes and the network), made once."""
+    if not _GOOD:
+        where = tmp_path_factory.mktemp("good")
+        for i, (arch, dtype) in enumerate([("relu-softmax", "float32"), ("tanh-leaky-sigmoid", "float64"),
+                                           ("identity", "float32")]):
+            net = pynn.Network(ARCHS[arch](), dtype=dtype, seed=i)
+            net.save(where / f"{i}.npz")
+            _GOOD.append(((where / f"{i}.npz").read_bytes(), net))
+    return _GOOD
+
+
+_GOOD: list = []
+# JSON values a hostile or damaged header may hold in place of a field's value
+JSON_JUNK = [None, 0, -1, 1, 2, 3, 1.5, 1e400, "x", "", "float64", "float16", "relu", "softmax", "pynn", [], [1], {},
+             {"n_in": 2}, 10**12, 2**70, True]
+
+
+@fuzz("load (damaged/crafted files)")
+def test_damaged_or_crafted_file_loads_identically_or_is_refused(data, tmp_path_factory):
+    """Flip, overwrite, cut or insert bytes of a saved model, or rewrite a field of its header
+    with another JSON value: load gives back exactly what the file holds, or raises a
+    ValueError naming the path. Never another exception, never a half-read network."""
+    from fuzzing import _tally
+
+    blob, net = pick(data, _good_files(tmp_path_factory))
+    path = tmp_path_factory.getbasetemp() / "fuzzed.npz"
+    if flag(data):  # damage the bytes
+        b = bytearray(blob)
+        for _ in range(integer(data, 1, 4)):
+            kind = pick(data, ["flip", "flip", "byte", "cut", "insert"])
+            at = integer(data, 0, len(b) - 1)
+            if kind == "flip":
+                b[at] ^= 1 << integer(data, 0, 7)
+            elif kind == "byte":
+                b[at] = integer(data, 0, 255)
+            elif kind == "cut":
+                del b[at:at + integer(data, 1, 64)]
+            else:
+                b[at:at] = bytes([integer(data, 0, 255)] * integer(data, 1, 8))
+            if not b:
+                break
+        path.write_bytes(bytes(b))
+    else:  # rewrite one field of the header, keeping the arrays
+        header, arrays = read_npz(io.BytesIO(blob))
+        field = pick(data, ["format", "format_version", "dtype", "backend", "seed", "layers", "layer.n_in",
+                            "layer.n_out", "layer.activation", "layer", "extra"])
+        value = pick(data, JSON_JUNK)
+        if (field == "layer" or field.startswith("layer.")) and header["layers"]:
+            i = integer(data, 0, len(header["layers"]) - 1)
+            if field == "layer":
+                header["layers"][i] = value
+            else:
+                header["layers"][i][field.split(".")[1]] = value
+        elif field == "extra":
+            header["surprise"] = value
+        else:
+            header[field] = value
+        raw = json.dumps(header).encode() if value != 1e400 else json.dumps(header).replace("Infinity", "1e400").encode()
+        write_npz(path, raw, arrays)
+    try:
+        got = pynn.load(path)
+    except ValueError as e:
+        assert repr(os.fspath(path)) in str(e), f"the message does not name the file: {e}"
+        _tally("rejected")
+        return
+    # loaded: it must be exactly what the file holds
+    with np.load(path, allow_pickle=False) as npz:
+        header = json.loads(bytes(npz["header"]).decode())
+        stored = {k: npz[k] for k in npz.files if k != "header"}
+    assert got.sizes == [header["layers"][0]["n_in"]] + [l["n_out"] for l in header["layers"]]
+    assert [l.activation for l in got.layers] == [l["activation"] for l in header["layers"]]
+    assert got.dtype == np.dtype(header["dtype"])
+    for i, layer in enumerate(got.layers):
+        assert np.array_equal(layer.W, stored[f"W{i}"]) and np.array_equal(layer.b, stored[f"b{i}"])
+    _tally("ok")

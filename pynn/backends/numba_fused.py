@@ -607,7 +607,8 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
 
 
 @_jit
-def _values_ok(X, Y, index, use_index, loss, m):
+def _values_ok(X, Y, index, use_index, loss, m, sum_tol):
+    """_validate's value checks; sum_tol > 0: cross-entropy target columns must sum to 1."""
     if not _all_finite(X):
         return False
     if use_index:
@@ -623,6 +624,13 @@ def _values_ok(X, Y, index, use_index, loss, m):
             for j in range(Y.shape[1]):
                 if Y[i, j] < 0 or Y[i, j] > hi:
                     return False
+    if loss == CROSS_ENTROPY and sum_tol > 0:
+        for j in range(Y.shape[1]):
+            s = 0.0
+            for i in range(Y.shape[0]):
+                s += Y[i, j]
+            if abs(s - 1.0) > sum_tol:
+                return False
     return True
 
 
@@ -643,6 +651,8 @@ class Model:
         self.dtype = params.dtype
         self.eps = float(np.finfo(self.dtype).eps)
         self.n_in, self.n_out, self.hmax = int(sizes[0]), int(sizes[-1]), int(max(sizes[1:]))
+        # softmax + cross-entropy: target columns must sum to 1 (as _validate.as_targets says)
+        self.sum_tol = 64.0 * self.n_out * self.eps if acts[-1] == "softmax" else 0.0
         self._tls = threading.local()
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
@@ -719,7 +729,7 @@ class Model:
         d = X.shape[1]
         sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
-        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
+        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out, self.sum_tol):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
@@ -759,7 +769,7 @@ class Model:
         d = X.shape[1]
         sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
-        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
+        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out, self.sum_tol):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
