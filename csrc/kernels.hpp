@@ -66,5 +66,8 @@ template <class T> bool sgd_update(T* p, const T* g, T* v, idx n, double lr, dou
 template <class T> bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,
                                     double beta2, double eps, double weight_decay);
 template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
+// A layer's weight penalty l1 Σ|W| + l2/2 Σ W² over its n weights, and dW += l1 sign(W) + l2 W.
+template <class T> double penalty_forward(const T* W, idx n, double l1, double l2);
+template <class T> void penalty_backward(const T* W, idx n, double l1, double l2, T* dW);
 
 }  // namespace pynn

@@ -95,12 +95,31 @@ static bool canonical(Act a, Loss l) {
 }
 
 template <class T>
+void Model<T>::set_penalties(std::vector<double> l1, std::vector<double> l2) {
+    bool any = false;
+    for (size_t l = 0; l < l1.size(); ++l) any |= l1[l] != 0 || l2[l] != 0;
+    if (any) { l1_ = std::move(l1); l2_ = std::move(l2); }
+    else { l1_.clear(); l2_.clear(); }
+}
+
+template <class T>
+double Model<T>::penalty() const {
+    double s = 0;
+    for (size_t l = 0; l < l1_.size(); ++l)
+        if (l1_[l] != 0 || l2_[l] != 0) s += penalty_forward<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l]);
+    return s;
+}
+
+// J of the batch plus the weight penalty.
+template <class T>
 double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d) {
     Act out = acts_.back();
     CMat<T> Z{ws.Z_out, n_out(), d, 1, n_out()};
-    if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Z, Y);
-    if (out == Act::softmax && loss == Loss::cross_entropy) return cross_entropy_logits_forward<T>(Z, Y);
-    return loss_forward<T>(loss, act_view(ws, idx(acts_.size()) - 1, d), Y);
+    double J;
+    if (out == Act::sigmoid && loss == Loss::bce) J = bce_logits_forward<T>(Z, Y);
+    else if (out == Act::softmax && loss == Loss::cross_entropy) J = cross_entropy_logits_forward<T>(Z, Y);
+    else J = loss_forward<T>(loss, act_view(ws, idx(acts_.size()) - 1, d), Y);
+    return l1_.empty() ? J : J + penalty();
 }
 
 template <class T>
@@ -125,6 +144,9 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         layer_backward<T>(dAl, act_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
+    for (size_t l = 0; l < l1_.size(); ++l)  // the weight penalty's gradient
+        if (l1_[l] != 0 || l2_[l] != 0)
+            penalty_backward<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
 }
 
 template <class T>

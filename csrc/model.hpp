@@ -75,9 +75,14 @@ class Model {
                            Loss loss, const OptState<T>& opt, bool count_correct,
                            const std::function<bool()>& stop = {});
 
+    // Per-layer weight penalties (l1, l2): J gains Σ_l l1 Σ|W| + l2/2 Σ W², dW gains
+    // l1 sign(W) + l2 W. Biases are not penalised. Zero for every layer by default.
+    void set_penalties(std::vector<double> l1, std::vector<double> l2);
+
     idx n_in() const { return sizes_.front(); }
     idx n_out() const { return sizes_.back(); }
     idx n_params() const { return n_params_; }
+    size_t n_layers() const { return acts_.size(); }
 
    private:
     std::vector<idx> sizes_;
@@ -88,6 +93,7 @@ class Model {
     std::vector<Mat<T>> W_, b_, dW_, db_;
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Workspace<T>>> pool_;
+    std::vector<double> l1_, l2_;  // per layer; empty when no layer is penalised
     std::vector<T> undo_;  // what an update overwrites, to take back one whose result is not finite
 
     std::unique_ptr<Workspace<T>> acquire(idx d);
@@ -95,6 +101,7 @@ class Model {
     Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d);
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d);
+    double penalty() const;
     void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied);

@@ -75,6 +75,33 @@ void clip_gradient(T* g, idx n, double value, double max_norm) {
     }
 }
 
+// The weight penalty of one layer's W (n elements): l1 Σ|W| + l2/2 Σ W², summed in double.
+template <class T>
+double penalty_forward(const T* W, idx n, double l1, double l2) {
+    double s1 = 0, s2 = 0;
+    for (idx k = 0; k < n; ++k) {
+        double w = double(W[k]);
+        s1 += std::abs(w);
+        s2 += w * w;
+    }
+    return l1 * s1 + 0.5 * l2 * s2;
+}
+
+// Its gradient added to the loss's: dW <- dW + l1 sign(W) + l2 W (sign(0) = 0, as NumPy's).
+template <class T>
+void penalty_backward(const T* W, idx n, double l1, double l2, T* dW) {
+    const T a = T(l1), c = T(l2);
+    for (idx k = 0; k < n; ++k) {
+        T w = W[k];
+        T sign = T((w > T(0)) - (w < T(0)));
+        dW[k] = (dW[k] + a * sign) + c * w;
+    }
+}
+
+template double penalty_forward<float>(const float*, idx, double, double);
+template double penalty_forward<double>(const double*, idx, double, double);
+template void penalty_backward<float>(const float*, idx, double, double, float*);
+template void penalty_backward<double>(const double*, idx, double, double, double*);
 template void clip_gradient<float>(float*, idx, double, double);
 template void clip_gradient<double>(double*, idx, double, double);
 template bool sgd_update<float>(float*, const float*, float*, idx, double, double, bool);

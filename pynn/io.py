@@ -5,6 +5,7 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding:
 * ``header``: a 1-D uint8 array, the UTF-8 bytes of a JSON object
   ``{"format": "pynn", "format_version": 1, "pynn_version": ..., "dtype": "float32",
   "backend": "cpp", "seed": ..., "layers": [{"n_in": 2, "n_out": 2, "activation": "sigmoid"}, ...]}``;
+  a layer with weight penalties also has ``"l1"`` and/or ``"l2"`` (absent means 0);
 * ``W0``, ``b0``, ``W1``, ``b1``, …: each layer's weights ``(n_out, n_in)`` and biases
   ``(n_out, 1)`` in the network's dtype.
 
@@ -41,7 +42,7 @@ def save(net, path: Any) -> None:
         "dtype": net.dtype.name,
         "backend": net.backend,
         "seed": net.seed,
-        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in net.layers],
+        "layers": [_layer_spec(l) for l in net.layers],
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
@@ -61,6 +62,14 @@ def save(net, path: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _layer_spec(layer) -> dict:
+    spec = {"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation}
+    for key in ("l1", "l2"):  # optional: written only when set, read as 0 when absent
+        if getattr(layer, key):
+            spec[key] = getattr(layer, key)
+    return spec
 
 
 def _bad(path: str, why: str) -> ValueError:
@@ -149,7 +158,8 @@ def load(path: Any, *, backend: str | None = None):
                 n_in, n_out = _int_field(spec, "n_in"), _int_field(spec, "n_out")
                 W = _read_member(zf, f"W{i}", (n_out, n_in), dtype, budget)
                 b = _read_member(zf, f"b{i}", (n_out, 1), dtype, budget)
-                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b)))
+                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), l1=spec.get("l1", 0.0),
+                                    l2=spec.get("l2", 0.0)))
             seed = header.get("seed")
             net = Network(layers, dtype=dtype, backend="numpy", seed=seed)
     except _READ_ERRORS as e:

@@ -257,6 +257,41 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
             _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
 
 
+# ---------------------------------------------------------------- weight penalties
+@_jit
+def _penalty(params, offs, sizes, pen):
+    """Σ_l l1 Σ|W| + l2/2 Σ W², pen[l] = (l1, l2); sums in float64."""
+    J = 0.0
+    for l in range(pen.shape[0]):
+        l1, l2 = pen[l, 0], pen[l, 1]
+        if l1 == 0 and l2 == 0:
+            continue
+        h, n = sizes[l + 1], sizes[l]
+        s1, s2 = 0.0, 0.0
+        for k in range(offs[l], offs[l] + h * n):
+            w = float(params[k])
+            s1 += abs(w)
+            s2 += w * w
+        J += l1 * s1 + 0.5 * l2 * s2
+    return J
+
+
+@_jit
+def _penalty_backward(params, grads, offs, sizes, pen):
+    """dW += l1 sign(W) + l2 W."""
+    T = params.dtype.type
+    zero = T(0)
+    for l in range(pen.shape[0]):
+        if pen[l, 0] == 0 and pen[l, 1] == 0:
+            continue
+        a, c = T(pen[l, 0]), T(pen[l, 1])
+        h, n = sizes[l + 1], sizes[l]
+        for k in range(offs[l], offs[l] + h * n):
+            w = params[k]
+            sign = T(1) if w > zero else (T(-1) if w < zero else zero)
+            grads[k] = (grads[k] + a * sign) + c * w
+
+
 # ---------------------------------------------------------------- update and step
 @_jit
 def _all_finite(a):
@@ -340,17 +375,31 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
 
 
 @_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, kind, hyper, v, m, t, undo):
+def _loss_and_grads(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised,
+                    grads_too):
     _forward(params, offs, sizes, acts, X, ws, Zout, d)
     J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
-    _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
+    if penalised:
+        J += _penalty(params, offs, sizes, pen)
+    if grads_too:
+        _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
+        if penalised:
+            _penalty_backward(params, grads, offs, sizes, pen)
+    return J
+
+
+@_jit
+def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised, kind, hyper,
+          v, m, t, undo):
+    J = _loss_and_grads(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised,
+                        True)
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, kind, hyper, v, m, t, undo, count_correct):
+                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, pen, penalised, kind, hyper, v, m, t, undo, count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
@@ -373,8 +422,8 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             else:
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
-        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, kind,
-                           hyper, v, m, t, undo)
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, pen,
+                           penalised, kind, hyper, v, m, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -440,6 +489,12 @@ class Model:
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
         self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
+        self.pen = np.zeros((len(acts), 2), np.float64)  # per-layer (l1, l2)
+        self.penalised = False
+
+    def set_penalties(self, l1, l2) -> None:
+        self.pen[:, 0], self.pen[:, 1] = l1, l2
+        self.penalised = bool(self.pen.any())
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -493,12 +548,8 @@ class Model:
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
-        J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps)
-        if grads:
-            _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[3], ws[4], Yd, loss, d,
-                      self.eps)
-        return J
+        return _loss_and_grads(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2],
+                               ws[3], ws[4], d, self.eps, self.pen, self.penalised, grads)
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
         hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm], np.float64)
@@ -518,7 +569,7 @@ class Model:
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, *self._opt)
+                     ws[4], d, self.eps, self.pen, self.penalised, *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
@@ -532,4 +583,5 @@ class Model:
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, *self._opt, count_correct) + (None,)
+                            ws[3], ws[4], ws[5], ws[6], self.eps, self.pen, self.penalised, *self._opt,
+                            count_correct) + (None,)
