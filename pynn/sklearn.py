@@ -300,10 +300,8 @@ class _BaseMLP(BaseEstimator):
         dtype = self._net_dtype()
         resolve(self.backend)  # an unavailable backend is a ValueError before any work
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
-        X, Y, targets = self._validate_input(X, y, incremental, reset=first_pass)
-        n_samples, n_features = X.shape
-        n_outputs = Y.shape[1]
-        sizes = [n_features, *hidden, n_outputs]
+        X, targets, n_outputs = self._validate_input(X, y, incremental, reset=first_pass)
+        sizes = [X.shape[1], *hidden, n_outputs]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(sizes, dtype)
@@ -311,7 +309,7 @@ class _BaseMLP(BaseEstimator):
             self._check_warm_net(sizes, dtype)
         net = self._net
         if self.solver in ("sgd", "adam"):
-            self._fit_stochastic(net, X, Y, targets, incremental)
+            self._fit_stochastic(net, X, targets, incremental)
         else:
             self._fit_lbfgs(net, X, targets)
         return self
@@ -377,8 +375,7 @@ class _BaseMLP(BaseEstimator):
                        nesterov=bool(self.nesterovs_momentum) and momentum > 0)
         return Adam(self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
 
-    def _fit_stochastic(self, net: Network, X: np.ndarray, Y: np.ndarray, targets: np.ndarray,
-                        incremental: bool) -> None:
+    def _fit_stochastic(self, net: Network, X: np.ndarray, targets: np.ndarray, incremental: bool) -> None:
         if not incremental or "_optimizer" not in self.__dict__:
             self._optimizer = self._make_optimizer()
             self._lr = float(self.learning_rate_init)  # scikit-learn's units
@@ -388,7 +385,8 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             # stratified as scikit-learn's code does it: for binary targets only (its
             # documentation also promises multi-class); the same draws give the same split
-            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            binary = is_classifier(self) and self.n_outputs_ == 1
+            stratify = targets[0] if binary else None
             idx = np.arange(X.shape[0])
             tr, va = train_test_split(idx, random_state=self._random_state, test_size=self.validation_fraction,
                                       stratify=stratify)
@@ -396,7 +394,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
             X, X_val = X[tr], X[va]
-            val = (X_val.T, Y[va])
+            val = (X_val.T, targets[..., va])
             targets = targets[..., tr]
         n = X.shape[0]
         if self.batch_size == "auto":
@@ -640,8 +638,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
-        """(X, Y, targets): X (n, f) in the network's dtype; Y the binarised labels (n, K);
-        targets as pynn takes them — class indices (n,) for softmax, else Y.T as floats."""
+        """(X, targets, n_outputs): X (n, f) in the network's dtype; targets as pynn takes them:
+        class indices (n,) for multi-class (softmax), else the binarised labels (K, n) as floats."""
         X, y = self._as_X(X, reset, y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -658,21 +656,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
+        if self._label_binarizer.y_type_ == "multiclass":  # indices, not an (n, K) one-hot matrix
+            return X, np.searchsorted(self.classes_, y).astype(np.int64), len(self.classes_)
         Y = self._label_binarizer.transform(y)
-        if self._label_binarizer.y_type_ == "multiclass":
-            targets = Y.argmax(axis=1).astype(np.int64)
-        else:
-            targets = np.ascontiguousarray(Y.T, dtype=self._net_dtype())
-        return X, Y, targets
+        return X, np.ascontiguousarray(Y.T, dtype=self._net_dtype()), Y.shape[1]
 
-    def _val_score(self, X_val_T: np.ndarray, Y_val: np.ndarray) -> float:
+    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray) -> float:
         """Accuracy on the held-out set (scikit-learn's accuracy_score of predict)."""
         out = self._net.predict(X_val_T)
         if not np.isfinite(out).all():
             return np.nan
-        if self._label_binarizer.y_type_ == "multiclass":
-            return float(np.mean(out.argmax(axis=0) == Y_val.argmax(axis=1)))
-        return float(np.mean(np.all((out.T > 0.5) == (Y_val > 0), axis=1)))
+        if targets_val.ndim == 1:
+            return float(np.mean(out.argmax(axis=0) == targets_val))
+        return float(np.mean(np.all((out > 0.5) == (targets_val > 0.5), axis=0)))
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None):
@@ -864,15 +860,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        targets = np.ascontiguousarray(Y.T, dtype=self._net_dtype())
-        return X, Y, targets
+        return X, np.ascontiguousarray(Y.T, dtype=self._net_dtype()), Y.shape[1]
 
-    def _val_score(self, X_val_T: np.ndarray, Y_val: np.ndarray) -> float:
-        """R² on the held-out set."""
+    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray) -> float:
+        """R² on the held-out set (scikit-learn's r2_score of predict)."""
         out = self._net.predict(X_val_T)
         if not np.isfinite(out).all():
             return np.nan
-        return float(r2_score(Y_val, out.T))
+        return float(r2_score(targets_val.T, out.T))
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y):
