@@ -37,6 +37,31 @@ struct Fn<T, Act::leaky_relu> {
     static T grad(T da, T a) { return a > T(0) ? da : T(LEAKY_SLOPE) * da; }
 };
 template <class T>
+struct Fn<T, Act::elu> {
+    static T value(T z) { return z > T(0) ? z : T(ELU_ALPHA) * std::expm1(z); }
+    static T grad(T da, T a) { return a > T(0) ? da : da * (a + T(ELU_ALPHA)); }  // α exp(z) = a + α
+};
+// gelu's grad takes z, not a: callers pass Z in the place of A (backward_from_z).
+template <class T>
+struct Fn<T, Act::gelu> {
+    static T value(T z) { return z * (T(0.5) * std::erfc(-z * T(SQRT1_2))); }  // z Φ(z), exact
+    static T grad(T da, T z) {
+        return da * (T(0.5) * std::erfc(-z * T(SQRT1_2)) + z * (T(INV_SQRT_2PI) * std::exp(T(-0.5) * z * z)));
+    }
+};
+template <class T>
+struct Fn<T, Act::softplus> {
+    static T value(T z) {
+        return z > T(SOFTPLUS_THRESHOLD) ? z : std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)));
+    }
+    static T grad(T da, T a) { return a > T(SOFTPLUS_A_THRESHOLD) ? da : da * -std::expm1(-a); }  // σ(z) = 1 - e^-a
+};
+template <class T>
+struct Fn<T, Act::exp> {
+    static T value(T z) { return std::exp(z); }
+    static T grad(T da, T a) { return da * a; }
+};
+template <class T>
 struct Fn<T, Act::linear> {
     static T value(T z) { return z; }
     static T grad(T da, T) { return da; }
@@ -49,6 +74,10 @@ struct Fn<T, Act::linear> {
         case Act::tanh: { constexpr Act K = Act::tanh; BODY; } break;             \
         case Act::relu: { constexpr Act K = Act::relu; BODY; } break;             \
         case Act::leaky_relu: { constexpr Act K = Act::leaky_relu; BODY; } break; \
+        case Act::elu: { constexpr Act K = Act::elu; BODY; } break;               \
+        case Act::gelu: { constexpr Act K = Act::gelu; BODY; } break;             \
+        case Act::softplus: { constexpr Act K = Act::softplus; BODY; } break;     \
+        case Act::exp: { constexpr Act K = Act::exp; BODY; } break;               \
         case Act::linear: { constexpr Act K = Act::linear; BODY; } break;         \
         case Act::softmax: break;                                         \
     }

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -113,8 +115,8 @@ T* flat(Arr<T>& a, const char* name, idx n, bool writable) {
     return const_cast<T*>(static_cast<const T*>(a.data()));
 }
 
-const char* ACTS[] = {"sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax"};
-const char* LOSSES[] = {"mse", "bce", "cross_entropy"};
+const char* ACTS[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "exp", "linear", "softmax"};
+const char* LOSSES[] = {"mse", "bce", "cross_entropy", "mae", "huber", "poisson"};  // in enum Loss's order
 
 template <class T>
 void bind(py::module_& m) {
@@ -156,7 +158,8 @@ void bind(py::module_& m) {
             expect_disjoint<T>(dZ, "dZ", {{A, "A"}});
             py::gil_scoped_release release;
             act_backward<T>(act, dA, A, dZ);
-        }, "dZ = dA * act'(Z), from A = act(Z); dZ may be dA", "dA"_a.noconvert(), "A"_a.noconvert(), "dZ"_a.noconvert());
+        }, backward_from_z(act) ? "dZ = dA * act'(Z), from Z; dZ may be dA" : "dZ = dA * act'(Z), from A = act(Z); dZ may be dA",
+           "dA"_a.noconvert(), py::arg(backward_from_z(act) ? "Z" : "A").noconvert(), "dZ"_a.noconvert());
     }
 
     auto pair_in = [](const Arr<T>& X_, const Arr<T>& Y_, const char* xn) {
@@ -165,9 +168,10 @@ void bind(py::module_& m) {
         if (X.cols == 0) fail("the batch must hold at least one example");
         return std::make_pair(X, Y);
     };
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < int(std::size(LOSSES)); ++k) {
         Loss loss = Loss(k);
         std::string name = LOSSES[k];
+        if (loss == Loss::huber) continue;  // takes its delta: below
         m.def((name + "_forward").c_str(), [loss, pair_in](const Arr<T>& Yh_, const Arr<T>& Y_) {
             auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
             py::gil_scoped_release release;
@@ -182,6 +186,26 @@ void bind(py::module_& m) {
             loss_backward<T>(loss, Yh, Y, dYh);
         }, "dYhat = dJ/dYhat", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dYhat"_a.noconvert());
     }
+    m.def("huber_forward", [pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, double delta) {
+        auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+        py::gil_scoped_release release;
+        return loss_forward<T>(Loss::huber, Yh, Y, delta);
+    }, "J = (1/d) sum_i L(yhat_i, y_i), Huber with threshold delta", "Yhat"_a.noconvert(), "Y"_a.noconvert(),
+       "delta"_a = 1.0);
+    m.def("huber_backward", [pair_in](const Arr<T>& Yh_, const Arr<T>& Y_, Arr<T>& dYh_, double delta) {
+        auto [Yh, Y] = pair_in(Yh_, Y_, "Yhat");
+        auto dYh = out(dYh_, "dYhat");
+        expect_shape(dYh, Yh.rows, Yh.cols, "dYhat");
+        expect_disjoint<T>(dYh, "dYhat", {{Yh, "Yhat"}, {Y, "Y"}});
+        py::gil_scoped_release release;
+        loss_backward<T>(Loss::huber, Yh, Y, dYh, delta);
+    }, "dYhat = dJ/dYhat, Huber with threshold delta", "Yhat"_a.noconvert(), "Y"_a.noconvert(),
+       "dYhat"_a.noconvert(), "delta"_a = 1.0);
+    m.def("poisson_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
+        auto [Z, Y] = pair_in(Z_, Y_, "Z");
+        py::gil_scoped_release release;
+        return poisson_logits_forward<T>(Z, Y);
+    }, "poisson of exp(Z), computed from the log-rate Z", "Z"_a.noconvert(), "Y"_a.noconvert());
     m.def("bce_logits_forward", [pair_in](const Arr<T>& Z_, const Arr<T>& Y_) {
         auto [Z, Y] = pair_in(Z_, Y_, "Z");
         py::gil_scoped_release release;
@@ -201,6 +225,13 @@ void bind(py::module_& m) {
         output_backward<T>(Yh, Y, dZ);
     }, "dZ = (Yhat - Y) / d", "Yhat"_a.noconvert(), "Y"_a.noconvert(), "dZ"_a.noconvert());
 
+    m.def("dropout_mask", [](uint64_t seed, uint64_t step, uint64_t layer, double p, Arr<T>& M_) {
+        auto M = out(M_, "M");
+        if (!(p >= 0 && p < 1)) fail("p must be in [0, 1)");
+        py::gil_scoped_release release;
+        dropout_mask<T>(seed, step, layer, p, M);
+    }, "M = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1-p)",
+       "seed"_a, "step"_a, "layer"_a, "p"_a, "M"_a.noconvert());
     m.def("layer_forward", [](const Arr<T>& W_, const Arr<T>& A_, const Arr<T>& b_, const std::string& act_,
                               Arr<T>& Z_, Arr<T>& Aout_) {
         Act act = parse_act(act_);
@@ -260,6 +291,34 @@ void bind(py::module_& m) {
         adam_update<T>(p, g, mm, v, n, t, lr, beta1, beta2, eps, weight_decay);
     }, "Adam/AdamW step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "m"_a.noconvert(),
        "v"_a.noconvert(), "t"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
+
+    m.def("rmsprop_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& sq_, Arr<T>& ga_, Arr<T>& buf_, double lr,
+                               double alpha, double eps, double weight_decay, double momentum, bool centered) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* sq = flat(sq_, "square_avg", n, true);
+        T* ga = centered ? flat(ga_, "grad_avg", n, true) : nullptr;
+        T* buf = momentum > 0 ? flat(buf_, "buf", n, true) : nullptr;
+        if (overlap(Mat<T>{p, n, 1, 1, 1}, CMat<T>{g, n, 1, 1, 1})) fail("p must not overlap g");
+        py::gil_scoped_release release;
+        rmsprop_update<T>(p, g, sq, ga, buf, n, lr, alpha, eps, weight_decay, momentum, centered);
+    }, "RMSprop step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "square_avg"_a.noconvert(),
+       "grad_avg"_a.noconvert(), "buf"_a.noconvert(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a,
+       "centered"_a);
+
+    m.def("rprop_update", [](Arr<T>& p_, const Arr<T>& g_, Arr<T>& prev_, Arr<T>& step_, double eta_minus,
+                             double eta_plus, double step_min, double step_max) {
+        idx n = p_.ndim() == 1 ? p_.shape(0) : -1;
+        T* p = flat(p_, "p", n, true);
+        const T* g = flat(const_cast<Arr<T>&>(g_), "g", n, false);
+        T* prev = flat(prev_, "prev", n, true);
+        T* step = flat(step_, "step_size", n, true);
+        if (overlap(Mat<T>{p, n, 1, 1, 1}, CMat<T>{g, n, 1, 1, 1})) fail("p must not overlap g");
+        py::gil_scoped_release release;
+        rprop_update<T>(p, g, prev, step, n, eta_minus, eta_plus, step_min, step_max);
+    }, "iRprop- step on a flat buffer", "p"_a.noconvert(), "g"_a.noconvert(), "prev"_a.noconvert(),
+       "step_size"_a.noconvert(), "eta_minus"_a, "eta_plus"_a, "step_min"_a, "step_max"_a);
 }
 
 
@@ -274,6 +333,7 @@ struct PyModel {
     Model<T> model;
     OptState<T> opt;
     py::list opt_arrays;      // keeps the optimizer's state arrays alive
+    py::object drop_step;     // keeps the dropout step counter alive
 
     PyModel(Arr<T> p, Arr<T> g, std::vector<idx> sizes, std::vector<Act> acts)
         : params(p), grads(g), model(p.mutable_data(), g.mutable_data(), std::move(sizes), std::move(acts)) {}
@@ -320,10 +380,20 @@ bool values_ok(CMat<T> X, const Target<T>& Y, Loss loss, idx m) {
         return true;
     }
     if (!all_finite(Y.dense)) return false;
-    if (loss == Loss::mse) return true;
+    if (loss != Loss::bce && loss != Loss::cross_entropy && loss != Loss::poisson) return true;
+    T hi = loss == Loss::poisson ? std::numeric_limits<T>::infinity() : T(1);  // counts: only >= 0
     int ok = 1;
-    for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= T(1); });
+    for_each_ij(Y.dense, [&](idx i, idx j) { T y = Y.dense(i, j); ok &= y >= T(0) && y <= hi; });
     return ok;
+}
+
+// Sample weights: None, or a contiguous float64 array of one weight per example (their values
+// are fit's to check: the core only needs the length to read safely).
+using Weights = std::optional<py::array_t<double, 0>>;
+inline const double* weights_view(const Weights& s, idx d) {
+    if (!s) return nullptr;
+    if (s->ndim() != 1 || s->shape(0) != d || s->strides(0) != 8) fail("sample_weight must be a contiguous float64 array of one weight per example");
+    return s->data();
 }
 
 template <class T>
@@ -353,30 +423,38 @@ void bind_model(py::module_& m, const char* name) {
             if (!all_finite(X)) reject("X is not finite");
             if (X.cols) self.model.forward(X, Yhat);
         }, "Yhat = the network's output for X, into out", "X"_a, "out"_a)
-        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads) {
+        .def("loss", [](PM& self, const py::array& X_, const py::array& Y_, int loss, bool grads, const Weights& s_,
+                        double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* s = weights_view(s_, X.cols);
             py::gil_scoped_release release;
             if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
-            return self.model.loss(X, Y, Loss(loss), grads);
-        }, "J for (X, Y); fills the gradient buffer when grads", "X"_a, "Y"_a, "loss"_a, "grads"_a)
-        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss) {
+            self.model.huber_delta = delta;
+            return self.model.loss(X, Y, Loss(loss), grads, s);
+        }, "J for (X, Y), weighted by sample_weight if given; fills the gradient buffer when grads",
+           "X"_a, "Y"_a, "loss"_a, "grads"_a, "sample_weight"_a = py::none(), "delta"_a = 1.0)
+        .def("train_step", [](PM& self, const py::array& X_, const py::array& Y_, int loss, const Weights& s_,
+                              double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             if (X.cols == 0) reject("empty batch");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* s = weights_view(s_, X.cols);
             if (self.opt.kind == OptState<T>::none) fail("no optimizer set");
             bool applied;
             double J;
             {
                 py::gil_scoped_release release;
                 if (!values_ok(X, Y, Loss(loss), self.model.n_out())) reject("values out of range");
-                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied);
+                self.model.huber_delta = delta;
+                J = self.model.train_step(X, Y, Loss(loss), self.opt, &applied, s);
             }
             return py::make_tuple(J, applied);
-        }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a)
+        }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a,
+           "sample_weight"_a = py::none(), "delta"_a = 1.0)
         .def("set_penalties", [](PM& self, std::vector<double> l1, std::vector<double> l2) {
-            size_t L = self.model.n_layers();
+            size_t L = size_t(self.model.n_layers());
             if (l1.size() != L || l2.size() != L) fail("l1 and l2 must hold one value per layer");
             for (size_t l = 0; l < L; ++l)
                 if (!(l1[l] >= 0 && l2[l] >= 0 && std::isfinite(l1[l]) && std::isfinite(l2[l])))
@@ -410,10 +488,51 @@ void bind_model(py::module_& m, const char* name) {
             self.opt_arrays.append(m_); self.opt_arrays.append(v); self.opt_arrays.append(t);
         }, "use Adam with these settings and state", "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a,
            "m"_a.noconvert(), "v"_a.noconvert(), "t"_a.noconvert(), "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
+        .def("set_rmsprop", [](PM& self, double lr, double alpha, double eps, double wd, double momentum,
+                               bool centered, Arr<T>& sq, Arr<T>& ga, Arr<T>& buf, double clip_value,
+                               double clip_norm) {
+            OptState<T> o;
+            o.kind = OptState<T>::rmsprop;
+            o.clip_value = clip_value; o.clip_norm = clip_norm;
+            o.lr = lr; o.alpha = alpha; o.eps = eps; o.weight_decay = wd; o.momentum = momentum;
+            o.centered = centered;
+            idx n = self.model.n_params();
+            o.v = flat(sq, "square_avg", n, true);
+            o.m = centered ? flat(ga, "grad_avg", n, true) : nullptr;
+            o.u = momentum > 0 ? flat(buf, "buf", n, true) : nullptr;
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(sq); self.opt_arrays.append(ga); self.opt_arrays.append(buf);
+        }, "use RMSprop with these settings and state", "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a,
+           "centered"_a, "square_avg"_a.noconvert(), "grad_avg"_a.noconvert(), "buf"_a.noconvert(),
+           "clip_value"_a = 0.0, "clip_norm"_a = 0.0)
+        .def("set_rprop", [](PM& self, double eta_minus, double eta_plus, double step_min, double step_max,
+                             Arr<T>& prev, Arr<T>& step) {
+            OptState<T> o;
+            o.kind = OptState<T>::rprop;
+            o.eta_minus = eta_minus; o.eta_plus = eta_plus; o.step_min = step_min; o.step_max = step_max;
+            idx n = self.model.n_params();
+            o.v = flat(prev, "prev", n, true);
+            o.m = flat(step, "step_size", n, true);
+            self.opt = o;
+            self.opt_arrays = py::list();
+            self.opt_arrays.append(prev); self.opt_arrays.append(step);
+        }, "use Rprop with these settings and state", "eta_minus"_a, "eta_plus"_a, "step_min"_a, "step_max"_a,
+           "prev"_a.noconvert(), "step_size"_a.noconvert())
+        .def("set_dropout", [](PM& self, std::vector<double> rates, uint64_t seed, py::array_t<int64_t, 0>& step) {
+            if (idx(rates.size()) != self.model.n_layers()) fail("rates must hold one rate per layer");
+            for (double p : rates) if (!(p >= 0 && p < 1)) fail("rates must be in [0, 1)");
+            if (step.ndim() != 1 || step.shape(0) != 1 || !step.writeable()) fail("step must be a writable 1-element int64 array");
+            self.model.set_dropout(std::move(rates), seed, step.mutable_data());
+            self.drop_step = step;
+        }, "inverted dropout per layer in training steps; masks from (seed, step[0], layer)", "rates"_a, "seed"_a,
+           "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
-                               idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals) {
+                               idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
+                               const Weights& s_, double delta) {
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, Loss(loss));
+            const double* sw = weights_view(s_, X.cols);
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
             const int64_t* ord = nullptr;
             if (order) {
@@ -439,16 +558,17 @@ void bind_model(py::module_& m, const char* name) {
                 return true;
             };
             EpochStats st;
+            self.model.huber_delta = delta;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, Loss(loss), self.opt, count_correct, stop, sw);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);
         }, "train on batches [first, first+count) of an epoch; returns (loss_sum, seen, right, judged, batches, "
            "diverged, bad_loss, exception raised by a signal handler or None)",
            "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
-           "poll_signals"_a = false);
+           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0);
 }
 }  // namespace
 

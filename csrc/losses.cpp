@@ -14,7 +14,7 @@ static T clip01(T p) {
 }
 
 template <class T>
-double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y) {
+double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y, double delta) {
     double d = double(Yhat.cols), s = 0;
     constexpr T eps = std::numeric_limits<T>::epsilon();
     switch (loss) {
@@ -30,12 +30,24 @@ double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y) {
         case Loss::cross_entropy:  // -Σ_k y log p
             s = -sum2<T>(Yhat, Y, [eps](T yh, T y) { return double(y * std::log(std::min(std::max(yh, eps), T(1)))); });
             break;
+        case Loss::mae:  // Σ_k |yhat - y|
+            s = sum2<T>(Yhat, Y, [](T yh, T y) { return double(std::abs(yh - y)); });
+            break;
+        case Loss::huber:  // Σ_k r²/2 if |r| <= δ else δ (|r| - δ/2)
+            s = sum2<T>(Yhat, Y, [dl = T(delta)](T yh, T y) {
+                T r = std::abs(yh - y);
+                return double(r <= dl ? T(0.5) * r * r : dl * (r - T(0.5) * dl));
+            });
+            break;
+        case Loss::poisson:  // Σ_k yhat - y log p, p = yhat clipped to >= eps
+            s = sum2<T>(Yhat, Y, [eps](T yh, T y) { return double(yh - y * std::log(std::max(yh, eps))); });
+            break;
     }
     return s / d;
 }
 
 template <class T>
-void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat) {
+void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta) {
     T d = T(Yhat.cols);
     constexpr T eps = std::numeric_limits<T>::epsilon();
     switch (loss) {
@@ -47,6 +59,15 @@ void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat) {
             break;
         case Loss::cross_entropy:
             map2<T>(Yhat, Y, dYhat, [d, eps](T yh, T y) { return -y / std::min(std::max(yh, eps), T(1)) / d; });
+            break;
+        case Loss::mae:  // sign(yhat - y) / d, sign(0) = 0 as PyTorch takes it
+            map2<T>(Yhat, Y, dYhat, [d](T yh, T y) { T r = yh - y; return T((r > T(0)) - (r < T(0))) / d; });
+            break;
+        case Loss::huber:  // clip(yhat - y, -δ, δ) / d
+            map2<T>(Yhat, Y, dYhat, [d, dl = T(delta)](T yh, T y) { return std::min(std::max(yh - y, -dl), dl) / d; });
+            break;
+        case Loss::poisson:  // (1 - y / p) / d
+            map2<T>(Yhat, Y, dYhat, [d, eps](T yh, T y) { return (T(1) - y / std::max(yh, eps)) / d; });
             break;
     }
 }
@@ -76,6 +97,12 @@ double cross_entropy_logits_forward(CMat<T> Z, CMat<T> Y) {
     return s / double(Z.cols);
 }
 
+// Σ_k exp(z) - y z = Σ_k yhat - y log yhat with yhat = exp(z), never taking log(0)
+template <class T>
+double poisson_logits_forward(CMat<T> Z, CMat<T> Y) {
+    return sum2<T>(Z, Y, [](T z, T y) { return double(std::exp(z) - y * z); }) / double(Z.cols);
+}
+
 template <class T>
 void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
     T d = T(Yhat.cols);
@@ -83,8 +110,9 @@ void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
 }
 
 #define PYNN_INSTANTIATE(T)                                                \
-    template double loss_forward<T>(Loss, CMat<T>, CMat<T>);               \
-    template void loss_backward<T>(Loss, CMat<T>, CMat<T>, Mat<T>);        \
+    template double loss_forward<T>(Loss, CMat<T>, CMat<T>, double);       \
+    template void loss_backward<T>(Loss, CMat<T>, CMat<T>, Mat<T>, double); \
+    template double poisson_logits_forward<T>(CMat<T>, CMat<T>);           \
     template double bce_logits_forward<T>(CMat<T>, CMat<T>);               \
     template double cross_entropy_logits_forward<T>(CMat<T>, CMat<T>);     \
     template void output_backward<T>(CMat<T>, CMat<T>, Mat<T>);

@@ -38,21 +38,37 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         }
     }
     if (!ws) ws = std::make_unique<Workspace<T>>();
-    if (ws->cap < d) {
+    bool drop = drop_step_ != nullptr;
+    if (ws->cap < d || (drop && !ws->has_dropout)) {
+        d = std::max(d, ws->cap);
         idx L = idx(acts_.size()), m = n_out(), hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
         idx total = 0;
-        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d;
+        for (idx l = 0; l < L; ++l) total += sizes_[l + 1] * d * (l < L - 1 && backward_from_z(acts_[l]) ? 2 : 1);
         total += m * d + 2 * hmax * d + n_in() * d + m * d;
+        idx act_total = total - (m * d + 2 * hmax * d + n_in() * d + m * d);
+        if (drop) total += 2 * act_total;
         ws->buf.assign(size_t(total), T(0));
         T* p = ws->buf.data();
         ws->A.resize(size_t(L));
-        for (idx l = 0; l < L; ++l) { ws->A[l] = p; p += sizes_[l + 1] * d; }
+        ws->Z.assign(size_t(L), nullptr);
+        for (idx l = 0; l < L; ++l) {
+            ws->A[l] = p; p += sizes_[l + 1] * d;
+            if (l < L - 1 && backward_from_z(acts_[l])) { ws->Z[l] = p; p += sizes_[l + 1] * d; }
+        }
         ws->Z_out = p; p += m * d;
         ws->dA[0] = p; p += hmax * d;
         ws->dA[1] = p; p += hmax * d;
         ws->Xb = p; p += n_in() * d;
-        ws->Yb = p;
+        ws->Yb = p; p += m * d;
+        ws->M.assign(size_t(L), nullptr);
+        ws->D.assign(size_t(L), nullptr);
+        if (drop) {
+            for (idx l = 0; l < L; ++l) { ws->M[l] = p; p += sizes_[l + 1] * d; }
+            for (idx l = 0; l < L; ++l) { ws->D[l] = p; p += sizes_[l + 1] * d; }
+        }
+        ws->has_dropout = drop;
         ws->Ib.assign(size_t(d), 0);
+        ws->Sb.assign(size_t(d), 0.0);
         ws->cap = d;
     }
     return ws;
@@ -78,20 +94,34 @@ void Model<T>::forward(CMat<T> X, Mat<T> out) {
 }
 
 template <class T>
-void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d) {
+void Model<T>::set_dropout(std::vector<double> rates, uint64_t seed, int64_t* step) {
+    rates_ = std::move(rates);
+    drop_seed_ = seed;
+    drop_step_ = step;
+}
+
+template <class T>
+void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
     idx L = idx(acts_.size());
     CMat<T> A = X;
     for (idx l = 0; l < L; ++l) {
         Mat<T> Al = act_view(ws, l, d);
-        Mat<T> Z = l == L - 1 ? Mat<T>{ws.Z_out, n_out(), d, 1, n_out()} : Al;
+        T* z = l == L - 1 ? ws.Z_out : ws.Z[l];  // Z is kept for the loss, and where a backward reads it
+        Mat<T> Z = z ? Mat<T>{z, sizes_[l + 1], d, 1, sizes_[l + 1]} : Al;
         layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al);
         A = Al;
+        if (dropped(l, train)) {  // the next layer reads D = A ⊙ M; A itself stays for act'(A)
+            idx h = sizes_[l + 1];
+            dropout_mask<T>(drop_seed_, uint64_t(*drop_step_), uint64_t(l), rates_[size_t(l)], {ws.M[l], h, d, 1, h});
+            for (idx k = 0; k < h * d; ++k) ws.D[l][k] = ws.A[l][k] * ws.M[l][k];
+            A = CMat<T>{ws.D[l], h, d, 1, h};
+        }
     }
 }
 
 static bool canonical(Act a, Loss l) {
     return (a == Act::linear && l == Loss::mse) || (a == Act::sigmoid && l == Loss::bce) ||
-           (a == Act::softmax && l == Loss::cross_entropy);
+           (a == Act::softmax && l == Loss::cross_entropy) || (a == Act::exp && l == Loss::poisson);
 }
 
 template <class T>
@@ -110,38 +140,70 @@ double Model<T>::penalty() const {
     return s;
 }
 
-// J of the batch plus the weight penalty.
+// J of the batch (the weighted mean when s is given) plus the weight penalty.
 template <class T>
-double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d) {
+double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s) {
     Act out = acts_.back();
     CMat<T> Z{ws.Z_out, n_out(), d, 1, n_out()};
-    double J;
-    if (out == Act::sigmoid && loss == Loss::bce) J = bce_logits_forward<T>(Z, Y);
-    else if (out == Act::softmax && loss == Loss::cross_entropy) J = cross_entropy_logits_forward<T>(Z, Y);
-    else J = loss_forward<T>(loss, act_view(ws, idx(acts_.size()) - 1, d), Y);
-    return l1_.empty() ? J : J + penalty();
+    CMat<T> Yhat = act_view(ws, idx(acts_.size()) - 1, d);
+    auto value = [&](CMat<T> Zc, CMat<T> Yhc, CMat<T> Yc) {
+        if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Zc, Yc);
+        if (out == Act::softmax && loss == Loss::cross_entropy) return cross_entropy_logits_forward<T>(Zc, Yc);
+        if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Zc, Yc);
+        return loss_forward<T>(loss, Yhc, Yc, huber_delta);
+    };
+    double pen = l1_.empty() ? 0.0 : penalty();
+    if (!s) return value(Z, Yhat, Y) + pen;
+    // Σ s_j L_j / Σ s_j: each example's L_j is the same kernel on a batch of one column
+    auto col = [](CMat<T> a, idx j) { return CMat<T>{a.p + j * a.cs, a.rows, 1, a.rs, a.cs}; };
+    double num = 0, den = 0;
+    for (idx j = 0; j < d; ++j) {
+        if (s[j] == 0) continue;
+        num += s[j] * value(col(Z, j), col(Yhat, j), col(Y, j));
+        den += s[j];
+    }
+    return num / den + pen;
+}
+
+// Column j of dZ times s_j d / Σ s: the weighted mean's output gradient, from the unweighted one
+template <class T>
+static void scale_columns(Mat<T> dZ, const double* s) {
+    double sum = 0;
+    for (idx j = 0; j < dZ.cols; ++j) sum += s[j];
+    for (idx j = 0; j < dZ.cols; ++j) {
+        T c = T(s[j] * double(dZ.cols) / sum);
+        for (idx i = 0; i < dZ.rows; ++i) dZ(i, j) *= c;
+    }
 }
 
 template <class T>
-void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d) {
+void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
     idx L = idx(acts_.size());
     auto dA = [&](idx l) { return Mat<T>{ws.dA[l % 2], sizes_[l + 1], d, 1, sizes_[l + 1]}; };
-    auto A_prev = [&](idx l) { return l > 0 ? CMat<T>(act_view(ws, l - 1, d)) : X; };
+    auto A_prev = [&](idx l) {
+        if (l == 0) return X;
+        if (dropped(l - 1, train)) return CMat<T>{ws.D[l - 1], sizes_[l], d, 1, sizes_[l]};
+        return CMat<T>(act_view(ws, l - 1, d));
+    };
     CMat<T> Yhat = act_view(ws, L - 1, d);
     idx top;
     if (canonical(acts_.back(), loss)) {  // dZ(L) = (Yhat - Y) / d, then the dense backward
         Mat<T> dZ = dA(L - 1);
         output_backward<T>(Yhat, Y, dZ);
+        if (s) scale_columns(dZ, s);
         Mat<T> dAp = L > 1 ? dA(L - 2) : Mat<T>{};
         dense_backward<T>(dZ, A_prev(L - 1), W_[L - 1], dW_[L - 1], db_[L - 1], L > 1 ? &dAp : nullptr);
         top = L - 2;
     } else {
-        loss_backward<T>(loss, Yhat, Y, dA(L - 1));
+        loss_backward<T>(loss, Yhat, Y, dA(L - 1), huber_delta);
+        if (s) scale_columns(dA(L - 1), s);
         top = L - 1;
     }
     for (idx l = top; l >= 0; --l) {
         Mat<T> dAl = dA(l), dAp = l > 0 ? dA(l - 1) : Mat<T>{};
-        layer_backward<T>(dAl, act_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
+        if (dropped(l, train))  // back through the mask: dA ⊙ M
+            for (idx k = 0; k < dAl.rows * d; ++k) dAl.p[k] *= ws.M[l][k];
+        layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
     for (size_t l = 0; l < l1_.size(); ++l)  // the weight penalty's gradient
@@ -159,13 +221,13 @@ CMat<T> Model<T>::dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d) {
 }
 
 template <class T>
-double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads) {
+double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, const double* s) {
     idx d = X.cols;
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
     forward_train(*ws, X, d);
-    double J = loss_value(*ws, Yd, loss, d);
-    if (grads) backward(*ws, X, Yd, loss, d);
+    double J = loss_value(*ws, Yd, loss, d, s);
+    if (grads) backward(*ws, X, Yd, loss, d, s);
     release(std::move(ws));
     return J;
 }
@@ -177,11 +239,11 @@ template <class T>
 bool Model<T>::update(const OptState<T>& opt) {
     const idx n = n_params_;
     clip_gradient<T>(grads_, n, opt.clip_value, opt.clip_norm);
-    T* state[2] = {opt.v, opt.kind == OptState<T>::adam ? opt.m : nullptr};
+    T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
     if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
-    undo_.resize(size_t(3 * n));
+    undo_.resize(size_t(4 * n));
     std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 3; ++s)
         if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
     bool ok = true;
     if (opt.kind == OptState<T>::sgd) {
@@ -191,10 +253,16 @@ bool Model<T>::update(const OptState<T>& opt) {
         ok = adam_update<T>(params_, grads_, opt.m, opt.v, n, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
                             opt.weight_decay);
         if (!ok) --*opt.t;
+    } else if (opt.kind == OptState<T>::rmsprop) {
+        ok = rmsprop_update<T>(params_, grads_, opt.v, opt.m, opt.u, n, opt.lr, opt.alpha, opt.eps,
+                               opt.weight_decay, opt.momentum, opt.centered);
+    } else if (opt.kind == OptState<T>::rprop) {
+        ok = rprop_update<T>(params_, grads_, opt.v, opt.m, n, opt.eta_minus, opt.eta_plus, opt.step_min,
+                             opt.step_max);
     }
     if (!ok) {
         std::memcpy(params_, undo_.data(), size_t(n) * sizeof(T));
-        for (int s = 0; s < 2; ++s)
+        for (int s = 0; s < 3; ++s)
             if (state[s]) std::memcpy(state[s], undo_.data() + (s + 1) * n, size_t(n) * sizeof(T));
     }
     return ok;
@@ -202,30 +270,52 @@ bool Model<T>::update(const OptState<T>& opt) {
 
 template <class T>
 double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d,
-                         bool* applied) {
-    forward_train(ws, X, d);
-    double J = loss_value(ws, Y, loss, d);
-    backward(ws, X, Y, loss, d);
+                         bool* applied, const double* s) {
+    forward_train(ws, X, d, true);
+    double J = loss_value(ws, Y, loss, d, s);
+    backward(ws, X, Y, loss, d, s, true);
+    if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
     *applied = (J - J) == 0 && all_finite(grads_, n_params_) && update(opt);
     return J;
 }
 
 template <class T>
-double Model<T>::train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied) {
+double Model<T>::train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied,
+                            const double* s) {
     idx d = X.cols;
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
-    double J = step_on(*ws, X, Yd, loss, opt, d, applied);
+    double J = step_on(*ws, X, Yd, loss, opt, d, applied, s);
     release(std::move(ws));
     return J;
 }
 
 // (right, judged) for one batch: softmax outputs by argmax per example, others by thresholding
-// each output at 0.5 — as training.correct_count does.
+// each output at 0.5 — as training.correct_count does; with weights s, each example counts s_j
+// (its share of outputs right, times s_j), as training.correct_share.
 template <class T>
-static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool argmax, EpochStats& st) {
+static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool argmax, EpochStats& st,
+                          const double* s = nullptr) {
     idx m = Yhat.rows, d = Yhat.cols;
+    if (s) {
+        for (idx j = 0; j < d; ++j) {
+            double r = 0;
+            if (argmax) {
+                idx best = 0, truth = 0;
+                for (idx i = 1; i < m; ++i) if (Yhat(i, j) > Yhat(best, j)) best = i;
+                if (index) truth = idx(index[j]);
+                else for (idx i = 1; i < m; ++i) if (Y(i, j) > Y(truth, j)) truth = i;
+                r = best == truth;
+            } else {
+                for (idx i = 0; i < m; ++i) r += (Yhat(i, j) > T(0.5)) == (Y(i, j) > T(0.5));
+                r /= double(m);
+            }
+            st.right += s[j] * r;
+            st.judged += s[j];
+        }
+        return;
+    }
     if (argmax) {
         for (idx j = 0; j < d; ++j) {
             idx best = 0, truth = 0;
@@ -248,7 +338,7 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
 template <class T>
 EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                                  Loss loss, const OptState<T>& opt, bool want_correct,
-                                 const std::function<bool()>& stop) {
+                                 const std::function<bool()>& stop, const double* sw) {
     EpochStats st;
     idx N = X.cols, n = n_in(), m = n_out();
     auto ws = acquire(bs);
@@ -264,6 +354,7 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
                 T* dst = ws->Xb + j * n;
                 if (X.rs == 1 && n >= 64) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
                 else for (idx i = 0; i < n; ++i) dst[i] = X(i, c);  // short columns: no libc call
+                if (sw) ws->Sb[j] = sw[c];
                 if (Y.is_index()) {
                     ws->Ib[j] = Y.index[c * Y.index_stride];
                 } else {
@@ -279,16 +370,27 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             if (Y.is_index()) { Yb.index = Y.index + s * Y.index_stride; Yb.index_stride = Y.index_stride; }
             else Yb.dense = {Y.dense.p + s * Y.dense.cs, m, nb, Y.dense.rs, Y.dense.cs};
         }
+        const double* sb = sw ? (order ? ws->Sb.data() : sw + s) : nullptr;
+        double size = double(nb);
+        if (sb) {
+            size = 0;
+            for (idx j = 0; j < nb; ++j) size += sb[j];
+            if (size == 0) {  // Σ s_i = 0: nothing to learn from this batch
+                st.batches += 1;
+                if (stop && stop()) break;
+                continue;
+            }
+        }
         CMat<T> Yd = dense_targets(*ws, Yb, nb);
         bool applied;
-        double J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied);
+        double J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied, sb);
         if (!applied) {
             st.diverged = true;
             st.bad_loss = J;
             break;
         }
-        st.loss_sum += J * double(nb);
-        st.seen += nb;
+        st.loss_sum += J * size;
+        st.seen += size;
         st.batches += 1;
         if (want_correct) {
             const int64_t* index = nullptr;
@@ -297,7 +399,7 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
                 if (Yb.index_stride == 1) index = Yb.index;
                 else { tmp.resize(size_t(nb)); for (idx j = 0; j < nb; ++j) tmp[j] = Yb.index[j * Yb.index_stride]; index = tmp.data(); }
             }
-            count_correct<T>(act_view(*ws, idx(acts_.size()) - 1, nb), Yd, index, argmax, st);
+            count_correct<T>(act_view(*ws, idx(acts_.size()) - 1, nb), Yd, index, argmax, st, sb);
         }
         if (stop && stop()) break;
     }

@@ -18,12 +18,16 @@ namespace pynn {
 // Optimizer settings and state pointers (the state arrays belong to the Python optimizer).
 template <class T>
 struct OptState {
-    enum Kind { none, sgd, adam } kind = none;
+    enum Kind { none, sgd, adam, rmsprop, rprop } kind = none;
     double lr = 0, momentum = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    double alpha = 0;                                         // RMSprop
+    double eta_minus = 0, eta_plus = 0, step_min = 0, step_max = 0;  // Rprop
     double clip_value = 0, clip_norm = 0;  // gradient clipping before the update; 0 = off
-    bool nesterov = false;
-    T* v = nullptr;        // SGD velocity or Adam second moment
-    T* m = nullptr;        // Adam first moment
+    bool nesterov = false, centered = false;
+    // State arrays of n values; null where the settings need none.
+    T* v = nullptr;        // SGD velocity, Adam and RMSprop second moment, Rprop previous gradient
+    T* m = nullptr;        // Adam first moment, centered RMSprop mean gradient, Rprop step sizes
+    T* u = nullptr;        // RMSprop momentum buffer
     int64_t* t = nullptr;  // Adam step count (1-element array, incremented in place)
 };
 
@@ -42,16 +46,21 @@ struct Workspace {
     idx cap = 0;
     std::vector<T> buf;
     std::vector<T*> A;  // A[l]: (h_l, cap)
+    std::vector<T*> Z;  // Z[l]: (h_l, cap) for hidden layers whose backward reads Z (gelu), else null
     T* Z_out = nullptr; // output logits (m, cap)
     T* dA[2] = {nullptr, nullptr};
     T* Xb = nullptr;    // gathered input batch (n_in, cap)
     T* Yb = nullptr;    // gathered or one-hot targets (m, cap)
     std::vector<int64_t> Ib;  // gathered class indices
+    std::vector<double> Sb;   // gathered sample weights
+    std::vector<T*> M, D;     // dropout: mask M[l] and masked output D[l] = A[l] * M[l] (h_l, cap)
+    bool has_dropout = false;
 };
 
 struct EpochStats {
-    double loss_sum = 0;  // Σ over batches of J * batch size
-    int64_t seen = 0, right = 0, judged = 0, batches = 0;
+    double loss_sum = 0;  // Σ over batches of J * batch size (or * Σ s_i, with sample weights)
+    double seen = 0, right = 0, judged = 0;  // with weights: weighted counts
+    int64_t batches = 0;
     bool diverged = false;  // a step's loss or gradient was not finite: it was not applied
     double bad_loss = 0;
 };
@@ -63,26 +72,36 @@ class Model {
 
     // Yhat (m, d) = the network's output for X (n_in, d). Thread-safe.
     void forward(CMat<T> X, Mat<T> out);
-    // J for (X, Y); with grads=true also fills the gradient buffer.
-    double loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads);
+    // J for (X, Y); with grads=true also fills the gradient buffer. `s` (d,) are sample weights
+    // or null: J = Σ s_i L_i / Σ s_i.
+    double loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, const double* s = nullptr);
     // One step: loss and grads, then the update unless J or a gradient is not finite (then
     // nothing changes and the returned J tells). Returns J before the update.
-    double train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied);
+    double train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied,
+                      const double* s = nullptr);
     // Batches [first, first + count) of an epoch over X (n_in, N): batch k holds the examples
     // order[k*bs ...] (or k*bs... in order when order is null), gathered into the workspace.
     // `stop` is asked after every step and ends the run early when it answers true (Ctrl-C).
+    // `s` (N,) are sample weights or null; a batch whose weights are all zero is skipped.
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                            Loss loss, const OptState<T>& opt, bool count_correct,
-                           const std::function<bool()>& stop = {});
+                           const std::function<bool()>& stop = {}, const double* s = nullptr);
+
+    // Inverted dropout on layer l's output with probability rates[l] in training steps (not in
+    // forward or loss); the masks come from dropout_mask(seed, *step, l), and every training
+    // step increments *step (a 1-element array owned by Python).
+    void set_dropout(std::vector<double> rates, uint64_t seed, int64_t* step);
+
+    double huber_delta = 1.0;  // Huber's delta for Loss::huber (the binding sets it with each call)
 
     // Per-layer weight penalties (l1, l2): J gains Σ_l l1 Σ|W| + l2/2 Σ W², dW gains
     // l1 sign(W) + l2 W. Biases are not penalised. Zero for every layer by default.
     void set_penalties(std::vector<double> l1, std::vector<double> l2);
 
     idx n_in() const { return sizes_.front(); }
+    idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
     idx n_params() const { return n_params_; }
-    size_t n_layers() const { return acts_.size(); }
 
    private:
     std::vector<idx> sizes_;
@@ -95,16 +114,27 @@ class Model {
     std::vector<std::unique_ptr<Workspace<T>>> pool_;
     std::vector<double> l1_, l2_;  // per layer; empty when no layer is penalised
     std::vector<T> undo_;  // what an update overwrites, to take back one whose result is not finite
+    std::vector<double> rates_;
+    uint64_t drop_seed_ = 0;
+    int64_t* drop_step_ = nullptr;  // null: no dropout
 
     std::unique_ptr<Workspace<T>> acquire(idx d);
     void release(std::unique_ptr<Workspace<T>> ws);
     Mat<T> act_view(Workspace<T>& ws, idx l, idx d) const { return {ws.A[l], sizes_[l + 1], d, 1, sizes_[l + 1]}; }
-    void forward_train(Workspace<T>& ws, CMat<T> X, idx d);
-    double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d);
+    // What layer l's backward reads: Z (the kept Z[l], or Z_out for the output layer) for gelu, else A.
+    Mat<T> backward_view(Workspace<T>& ws, idx l, idx d) const {
+        if (!backward_from_z(acts_[l])) return act_view(ws, l, d);
+        return {l == idx(acts_.size()) - 1 ? ws.Z_out : ws.Z[l], sizes_[l + 1], d, 1, sizes_[l + 1]};
+    }
+    void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
+    bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
+    double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);
     double penalty() const;
-    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d);
+    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
+                  bool train = false);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
-    double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied);
+    double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied,
+                   const double* s = nullptr);
     bool update(const OptState<T>& opt);
 };
 

@@ -56,6 +56,75 @@ bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, do
     return ok;
 }
 
+// RMSprop as torch.optim.RMSprop: g gains weight_decay p (coupled L2); s <- α s + (1-α) g²;
+// centered: ḡ <- lerp(ḡ, g, 1-α) (torch's two-sided lerp) and the root is √(s - ḡ²); the step is
+// lr g / (root + eps), or with momentum μ: buf <- μ buf + g / (root + eps), step lr buf.
+template <class T>
+bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, double alpha, double eps,
+                    double weight_decay, double momentum, bool centered) {
+    const T lr_ = T(lr), a = T(alpha), one_minus_a = T(1 - alpha), eps_ = T(eps), wd = T(weight_decay),
+            mu = T(momentum);
+    const double w = 1 - alpha;
+    const bool lerp_low = w < 0.5;
+    const T lw = T(lerp_low ? w : 1 - w);
+    Flag<T> ok = 1;
+    for (idx k = 0; k < n; ++k) {
+        T gk = weight_decay != 0 ? g[k] + wd * p[k] : g[k];
+        T s = a * sq[k] + one_minus_a * (gk * gk);
+        sq[k] = s;
+        T avg;
+        if (centered) {
+            T ak = gavg[k];
+            ak = lerp_low ? ak + lw * (gk - ak) : gk - (gk - ak) * lw;
+            gavg[k] = ak;
+            avg = std::sqrt(s - ak * ak) + eps_;
+            ok &= (ak - ak) == T(0);
+        } else {
+            avg = std::sqrt(s) + eps_;
+        }
+        T pk;
+        if (momentum > 0) {
+            T b = mu * buf[k] + gk / avg;
+            buf[k] = b;
+            pk = p[k] - lr_ * b;
+            ok &= (b - b) == T(0);
+        } else {
+            pk = p[k] - lr_ * (gk / avg);
+        }
+        p[k] = pk;
+        ok &= ((pk - pk) == T(0)) & ((s - s) == T(0));
+    }
+    return ok;
+}
+
+// iRprop− as torch.optim.Rprop: a step size grows by eta_plus where g keeps its sign (g·prev > 0)
+// and shrinks by eta_minus where it flips — there g counts as 0 this step — clipped to
+// [step_min, step_max]; p <- p - sign(g) step; prev <- g.
+template <class T>
+bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus, double step_min,
+                  double step_max) {
+    const T em = T(eta_minus), ep = T(eta_plus), lo = T(step_min), hi = T(step_max), zero = T(0);
+    Flag<T> ok = 1;
+    for (idx k = 0; k < n; ++k) {
+        T gk = g[k];
+        const T s = gk * prev[k];
+        T st = step[k];
+        if (s > zero) {
+            st = st * ep;
+        } else if (s < zero) {
+            st = st * em;
+            gk = zero;
+        }
+        st = std::min(std::max(st, lo), hi);
+        step[k] = st;
+        T pk = gk > zero ? p[k] - st : gk < zero ? p[k] + st : p[k];
+        p[k] = pk;
+        prev[k] = gk;
+        ok &= (pk - pk) == T(0);
+    }
+    return ok;
+}
+
 // Clip the gradient in place, as torch.nn.utils.clip_grad_value_ (each element to [-value, value])
 // then clip_grad_norm_ (scaled by max_norm / (‖g‖ + 1e-6) when that is below 1); 0 turns either off.
 template <class T>
@@ -121,5 +190,9 @@ template bool sgd_update<float>(float*, const float*, float*, idx, double, doubl
 template bool sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
 template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double);
 template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double);
+template bool rmsprop_update<float>(float*, const float*, float*, float*, float*, idx, double, double, double, double, double, bool);
+template bool rmsprop_update<double>(double*, const double*, double*, double*, double*, idx, double, double, double, double, double, bool);
+template bool rprop_update<float>(float*, const float*, float*, float*, idx, double, double, double, double);
+template bool rprop_update<double>(double*, const double*, double*, double*, idx, double, double, double, double);
 
 }  // namespace pynn

@@ -16,8 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import logging as _logging
 import os as _os
 from importlib import metadata as _metadata
+
+# Diagnostics go to the "pynn" logger; like any library, pynn leaves handlers to the application.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 try:
     __version__ = _metadata.version("pynn")
@@ -46,23 +50,33 @@ from ._threads import get_num_threads, set_num_threads
 from .backends import available_backends
 from .gradcheck import gradcheck
 from .io import load
+from .many import fit_many
 from .network import Dense, Network
-from .optimizers import SGD, Adam, Optimizer
-from .training import Callback, Diverged, History
+from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
+from .training import Callback, Diverged, EarlyStopping, History
+from . import health, losses, schedules
 
 __all__ = [
     "Adam",
     "Callback",
     "Dense",
     "Diverged",
+    "EarlyStopping",
     "History",
+    "LBFGS",
     "Network",
     "Optimizer",
+    "RMSprop",
+    "Rprop",
     "SGD",
     "available_backends",
+    "fit_many",
     "get_num_threads",
     "gradcheck",
+    "health",
     "load",
+    "losses",
+    "schedules",
     "set_num_threads",
     "__version__",
 ]

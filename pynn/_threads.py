@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from ._validate import check_int
 
@@ -24,8 +26,10 @@ def set_num_threads(n: int) -> None:
     Examples
     --------
     >>> import pynn
+    >>> n = pynn.get_num_threads()
     >>> pynn.set_num_threads(1); pynn.get_num_threads()
     1
+    >>> pynn.set_num_threads(n)
     """
     global _requested
     n = check_int(n, "n")
@@ -41,7 +45,14 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The thread count set by :func:`set_num_threads`, or by default the compiled core's BLAS
-    thread count (the number of cores)."""
+    thread count (the number of cores).
+
+    Examples
+    --------
+    >>> import pynn
+    >>> pynn.get_num_threads() >= 1
+    True
+    """
     if _requested is not None:
         return _requested
     try:
@@ -55,3 +66,39 @@ def on_numba_import() -> None:
     """Called by the Numba backend when it loads, so an earlier set_num_threads applies."""
     if _requested is not None:
         _apply_numba(_requested)
+
+
+_controllers: dict[bool, object] = {}
+
+
+def _blas_controller():
+    """threadpoolctl's view of the BLAS libraries loaded, made once (finding them costs ~4 ms,
+    more than a whole fit of a small network) and again once the compiled core has loaded its
+    OpenBLAS. The two pynn calls are covered: NumPy's is loaded with NumPy, before pynn."""
+    key = "pynn._core" in sys.modules
+    ctl = _controllers.get(key)
+    if ctl is None:
+        from threadpoolctl import ThreadpoolController
+
+        ctl = _controllers[key] = ThreadpoolController().select(user_api="blas")
+    return ctl
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one thread in every BLAS of the process (the compiled core's OpenBLAS
+    and NumPy's, through threadpoolctl) and in Numba's parallel loops (in this thread), then put
+    the previous counts back (a BLAS loaded after pynn first used this, such as SciPy's own,
+    which pynn does not call, may be left alone). OpenBLAS splits a product differently for different thread
+    counts, so its float32 results change in the last bits with the count; on one thread every
+    reduction runs in one fixed order. The BLAS limit is process-wide while the block runs."""
+    numba = sys.modules.get("numba")
+    before = numba.get_num_threads() if numba is not None else None
+    with _blas_controller().limit(limits=1):
+        if numba is not None:
+            numba.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if numba is not None:
+                numba.set_num_threads(before)

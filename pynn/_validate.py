@@ -3,6 +3,7 @@ argument, what was expected and what was given. Kernels trust what passes throug
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -149,4 +150,85 @@ def as_targets(Y: object, loss: str, m: int, d: int, dtype: np.dtype, name: str 
     _check_finite(arr, name)
     if loss in ("bce", "cross_entropy") and arr.size and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} for loss {loss!r} must hold values in [0, 1]; got values from {arr.min()} to {arr.max()}")
+    if loss == "poisson" and arr.size and arr.min() < 0:
+        raise ValueError(f"{name} for loss 'poisson' must hold counts (values >= 0); got a minimum of {arr.min()}")
     return arr
+
+
+def sample_weights(s: object, d: int, name: str = "sample_weight") -> np.ndarray:
+    """Per-example weights as float64 of shape (d,): finite, non-negative, not all zero."""
+    arr = _numeric(s, name)
+    if arr.shape != (d,):
+        raise ValueError(f"{name} must have shape ({d},), one weight per example; got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, np.float64)
+    _check_finite(arr, name)
+    if d and arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got a minimum of {arr.min()}")
+    if not arr.any():
+        raise ValueError(f"{name} must not be all zero (the weighted mean Σ s_i L_i / Σ s_i would be 0/0)")
+    return arr
+
+
+def class_labels(Y: np.ndarray, loss: str) -> np.ndarray | None:
+    """Each example's class for class weights and stratified splits: the index for cross_entropy
+    (indices or one-hot), the 0/1 target of a single bce output; None for anything else
+    (regression, several bce outputs)."""
+    if loss == "cross_entropy":
+        return Y if Y.ndim == 1 else Y.argmax(axis=0)
+    if loss == "bce" and Y.shape[0] == 1:
+        return (Y[0] > 0.5).astype(np.intp)
+    return None
+
+
+def class_weights(class_weight: object, labels: np.ndarray | None, n_classes: int) -> np.ndarray:
+    """Per-example weights from ``class_weight`` (a dict class -> weight, or "balanced":
+    n / (k * bincount) over the k classes present, as sklearn's compute_class_weight)."""
+    if labels is None:
+        raise ValueError("class_weight needs a classification loss: 'cross_entropy', or 'bce' with one output")
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict {{class: weight}} or 'balanced', got {class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        per_class = np.zeros(n_classes)
+        per_class[present] = labels.size / (present.sum() * counts[present])
+    elif isinstance(class_weight, dict):
+        per_class = np.ones(n_classes)  # classes not named keep weight 1, as in Keras and sklearn
+        for c, w in class_weight.items():
+            if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral) or not 0 <= c < n_classes:
+                raise ValueError(f"class_weight keys must be class indices in [0, {n_classes - 1}], got {c!r}")
+            per_class[int(c)] = check_float(w, f"class_weight[{c}]", low=0.0)
+    else:
+        raise TypeError(f"class_weight must be a dict {{class: weight}} or 'balanced', got {type(class_weight).__name__}")
+    return per_class[labels]
+
+
+def split_indices(n: int, fraction: float, labels: np.ndarray | None, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) example indices, ``ceil(fraction * n)`` held out, as sklearn's
+    train_test_split(test_size=fraction): with labels, each class keeps its share (the floor of
+    its proportion, the remainder to the classes with the largest fractional parts)."""
+    n_val = math.ceil(fraction * n)
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"validation_fraction={fraction} of {n} examples leaves an empty training or validation "
+                         f"set ({n - n_val} / {n_val})")
+    if labels is None:
+        perm = rng.permutation(n)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    classes, y = np.unique(labels, return_inverse=True)
+    counts = np.bincount(y)
+    share = n_val * counts / n
+    take = np.floor(share).astype(np.intp)
+    rest = n_val - take.sum()
+    if rest:
+        frac = share - take
+        order = np.lexsort((rng.random(frac.size), -frac))  # largest fraction first, ties at random
+        take[order[:rest]] += 1
+    val = []
+    for k in range(classes.size):
+        members = np.flatnonzero(y == k)
+        val.append(rng.permutation(members)[:take[k]])
+    val = np.sort(np.concatenate(val))
+    mask = np.ones(n, bool)
+    mask[val] = False
+    return np.flatnonzero(mask), val

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .network import Network
 
-def gradcheck(net, X: Any, Y: Any, loss: str, *, eps: float = 1e-6) -> float:
+
+def gradcheck(net: Network, X: Any, Y: Any, loss: str, *, eps: float = 1e-6) -> float:
     """Largest relative error between the backprop gradients and central finite differences
     ``(J(p + eps) - J(p - eps)) / (2 eps)``, over every weight and bias.
 

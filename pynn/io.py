@@ -4,8 +4,11 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding:
 
 * ``header``: a 1-D uint8 array, the UTF-8 bytes of a JSON object
   ``{"format": "pynn", "format_version": 1, "pynn_version": ..., "dtype": "float32",
-  "backend": "cpp", "seed": ..., "layers": [{"n_in": 2, "n_out": 2, "activation": "sigmoid"}, ...]}``;
-  a layer with weight penalties also has ``"l1"`` and/or ``"l2"`` (absent means 0);
+  "backend": "cpp", "seed": ..., "layers": [{"n_in": 2, "n_out": 2, "activation": "sigmoid"}, ...],
+  "metadata": {...}}``; ``metadata`` (``Network.metadata``: any JSON object, e.g. the feature
+  names and class labels that ``pynn train`` records) is optional, and files without it load
+  with ``metadata == {}`` (pynn 0.1.0 wrote none); a layer with dropout or weight penalties
+  also has ``"dropout"``, ``"l1"`` and/or ``"l2"`` (absent means 0);
 * ``W0``, ``b0``, ``W1``, ``b1``, …: each layer's weights ``(n_out, n_in)`` and biases
   ``(n_out, 1)`` in the network's dtype.
 
@@ -17,21 +20,46 @@ else with a ValueError.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 import zipfile
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
+
+if TYPE_CHECKING:
+    from .network import Network
 
 FORMAT = "pynn"
 FORMAT_VERSION = 1
 _MAX_HEADER = 1 << 20
 
+log = logging.getLogger(__name__)
 
-def save(net, path: Any) -> None:
+
+def check_metadata(metadata: Any, name: str = "metadata") -> dict[str, Any]:
+    """``metadata`` if it is a dict that JSON can store as it is (str keys; str, finite numbers,
+    bool, None, lists and dicts of them), else a TypeError naming what is wrong."""
+    if not isinstance(metadata, dict):
+        raise TypeError(f"{name} must be a dict, got {type(metadata).__name__}")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must hold only JSON values (str keys; str, finite numbers, bool, None, "
+                        f"lists and dicts), got {e}") from None
+    if json.loads(text) != metadata:  # e.g. int keys or tuples, which JSON would silently change
+        raise TypeError(f"{name} must hold only JSON values (str keys, lists not tuples): it would not read "
+                        "back as it is")
+    if len(text) > _MAX_HEADER // 2:
+        raise ValueError(f"{name} must be under {_MAX_HEADER // 2} bytes as JSON, got {len(text)}")
+    return metadata
+
+
+def save(net: Network, path: Any) -> None:
     from . import __version__
 
     path = os.fspath(path)
@@ -43,18 +71,25 @@ def save(net, path: Any) -> None:
         "backend": net.backend,
         "seed": net.seed,
         "layers": [_layer_spec(l) for l in net.layers],
+        "metadata": check_metadata(net.metadata, "net.metadata"),
     }
-    arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
         arrays[f"W{i}"] = np.ascontiguousarray(layer.W)
         arrays[f"b{i}"] = np.ascontiguousarray(layer.b)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``: the old
+    file stays whole until the new one is complete, and a failure leaves no temporary file."""
     directory, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
     # os.open with mode 0o666 lets the umask decide the permissions, as open() would
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic: the old file stays whole until the new one is complete
@@ -64,9 +99,9 @@ def save(net, path: Any) -> None:
         raise
 
 
-def _layer_spec(layer) -> dict:
-    spec = {"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation}
-    for key in ("l1", "l2"):  # optional: written only when set, read as 0 when absent
+def _layer_spec(layer: Dense) -> dict[str, Any]:
+    spec: dict[str, Any] = {"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation}
+    for key in ("dropout", "l1", "l2"):  # optional: written only when set, read as 0 when absent
         if getattr(layer, key):
             spec[key] = getattr(layer, key)
     return spec
@@ -113,11 +148,12 @@ def _int_field(spec: dict, key: str) -> int:
     return v
 
 
-def load(path: Any, *, backend: str | None = None):
+def load(path: Any, *, backend: str | None = None) -> Network:
     """Read a network written by :meth:`Network.save`.
 
     ``backend`` defaults to the one the network was saved with when it is available here (so
-    predictions match bit for bit), otherwise ``"auto"``. Anything that is not a well-formed
+    predictions match bit for bit), otherwise ``"auto"``. ``net.metadata`` is what was saved
+    with the network (``{}`` if nothing was). Anything that is not a well-formed
     pynn model file raises ``ValueError`` naming the path (``FileNotFoundError`` if missing).
 
     Examples
@@ -158,13 +194,17 @@ def load(path: Any, *, backend: str | None = None):
                 n_in, n_out = _int_field(spec, "n_in"), _int_field(spec, "n_out")
                 W = _read_member(zf, f"W{i}", (n_out, n_in), dtype, budget)
                 b = _read_member(zf, f"b{i}", (n_out, 1), dtype, budget)
-                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), l1=spec.get("l1", 0.0),
-                                    l2=spec.get("l2", 0.0)))
+                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), dropout=spec.get("dropout", 0.0),
+                                    l1=spec.get("l1", 0.0), l2=spec.get("l2", 0.0)))
             seed = header.get("seed")
+            metadata = check_metadata(header.get("metadata", {}), "the header's metadata")
             net = Network(layers, dtype=dtype, backend="numpy", seed=seed)
+            net.metadata = metadata
     except _READ_ERRORS as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
     if backend is None:
         saved = header.get("backend")
         backend = saved if saved in available_backends() else "auto"
+        if backend != saved:
+            log.info("%s was saved with backend %r, which is not available here; using 'auto'", path, saved)
     return net._with_backend(backend)

@@ -8,6 +8,7 @@ step is one kernel call. Batches are ``(features, examples)``; the per-batch wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -18,11 +19,16 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from .activations import ACTIVATIONS, OUTPUT_ONLY, RELU_LIKE, activation_stem
+from ._sparse import SparseRows, is_sparse
+from ._threads import single_threaded
+from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
-from .losses import CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss
-from .optimizers import Optimizer
-from .training import Callback, Diverged, History, Progress, as_callbacks, correct_count, sigint_deferred
+from .health import HealthMonitor
+from .losses import (CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses, loss_delta,
+                     loss_name, loss_params)
+from .optimizers import LBFGS, Optimizer
+from .training import (Callback, Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count,
+                       correct_share, sigint_deferred)
 
 _LOSS_CODE = {name: i for i, name in enumerate(LOSSES)}  # the compiled core's Loss enum
 _log = logging.getLogger("pynn")
@@ -41,7 +47,9 @@ def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     np.take along axis 1 of an F-ordered array would first copy all of it into C order, so
     F-ordered data (``X.T`` of row-major data) is gathered as rows of its C-ordered transpose;
     mode="clip" avoids take's buffering copy (the indices are valid)."""
-    if A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
+    if isinstance(A, SparseRows):
+        A.dense(idx, out)
+    elif A.ndim == 2 and A.flags.f_contiguous and out.flags.f_contiguous:
         np.take(A.T, idx, axis=0, out=out.T, mode="clip")
     else:
         np.take(A, idx, axis=A.ndim - 1, out=out, mode="clip")
@@ -55,10 +63,19 @@ def _loss_ok(loss: str, output_stem: str) -> bool:
     return True
 
 
-INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
+# scheme -> (variance of W given fan_in and fan_out, distribution): the formulas of
+# torch.nn.init (xavier_* with gain 1, kaiming_* with the relu gain √2, kaiming_* with the linear
+# gain 1 for LeCun) and of Keras' initializers, except that the *_normal schemes are plain normals
+# as in torch (Keras truncates at two standard deviations and rescales).
+INIT_VARIANCE = {
+    "glorot": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),
+    "he": lambda fan_in, fan_out: 2.0 / fan_in,
+    "lecun": lambda fan_in, fan_out: 1.0 / fan_in,
+}
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "zeros")
 _INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform",
                  "xavier_normal": "glorot_normal", "he": "he_uniform", "kaiming": "he_uniform",
-                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
+                 "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal", "lecun": "lecun_uniform"}
 
 
 class Dense:
@@ -69,13 +86,28 @@ class Dense:
     n_in, n_out : int
         Input and output widths: ``W`` has shape ``(n_out, n_in)`` and ``b`` shape ``(n_out, 1)``.
     activation : str
-        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
-        ``"linear"`` (alias ``"identity"``) or ``"softmax"`` (output layer only).
-    init : None, str or (W, b)
-        ``None`` draws Glorot-uniform weights (He-uniform for relu-like layers) from the network's
-        ``seed`` when the layer joins a Network; a name from ``"glorot_uniform"``,
-        ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"`` picks the scheme;
-        a pair of arrays gives the weights. Biases start at zero.
+        One of ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"elu"``
+        (alpha 1), ``"gelu"`` (the exact erf form), ``"softplus"`` (beta 1, linear above 20),
+        ``"exp"`` (for a poisson model's output), ``"linear"`` (alias ``"identity"``) or
+        ``"softmax"`` (output layer only) — each as its ``torch.nn`` module with default arguments.
+    init : None, str, (W, b) or callable
+        ``None`` draws Glorot-uniform weights (He-uniform for relu, leaky_relu, elu, gelu and
+        softplus layers) from the network's ``seed`` when the layer joins a Network. A name picks
+        the scheme, with ``fan_in = n_in`` and ``fan_out = n_out``: ``"glorot_uniform"``/``"xavier_uniform"`` (U(±√(6/(fan_in +
+        fan_out)))), ``"glorot_normal"``/``"xavier_normal"`` (N(0, 2/(fan_in + fan_out))),
+        ``"he_uniform"``/``"kaiming_uniform"`` (U(±√(6/fan_in))), ``"he_normal"``/
+        ``"kaiming_normal"`` (N(0, 2/fan_in)), ``"lecun_uniform"`` (U(±√(3/fan_in))),
+        ``"lecun_normal"`` (N(0, 1/fan_in)) or ``"zeros"`` — torch.nn.init's formulas (Keras'
+        for the names; its normals are truncated, these are not). A pair of arrays gives the
+        weights; a callable ``init(shape, rng)`` returns ``W`` of ``shape = (n_out, n_in)``,
+        drawn from ``rng``, a ``numpy.random.Generator`` seeded from the network's ``seed``.
+        Biases start at zero, except with ``(W, b)``.
+    dropout : float
+        Inverted dropout on this layer's output in training (``train_step``, ``fit``): each
+        activation is zeroed with probability ``dropout`` and the rest scaled by
+        ``1 / (1 - dropout)``, as ``torch.nn.Dropout``; ``forward``, ``predict``, ``loss``,
+        ``loss_and_grads`` and ``evaluate`` use no dropout. The masks are drawn from the
+        network's ``seed`` (or ``fit``'s), the same on every backend. Not on the output layer.
     l1, l2 : float
         Weight penalties (>= 0) of this layer: the training objective becomes
         ``J + l1 Σ|W| + l2/2 Σ W²`` (biases are not penalised), so ``dW`` gains
@@ -96,10 +128,11 @@ class Dense:
     ((3, 2), (3, 1))
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None, *,
-                 l1: float = 0.0, l2: float = 0.0) -> None:
+    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None,
+                 dropout: float = 0.0, *, l1: float = 0.0, l2: float = 0.0) -> None:
         self.n_in = V.check_int(n_in, "n_in")
         self.n_out = V.check_int(n_out, "n_out")
+        self.dropout = V.check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self._stem = activation_stem(activation)
         self.activation = activation
         self._W: np.ndarray | None = None
@@ -117,8 +150,11 @@ class Dense:
             self.init = "given"
             self._W = self._check_param(init[0], "W", "init[0]")
             self._b = self._check_param(init[1], "b", "init[1]")
+        elif callable(init):
+            self.init = init
         else:
-            raise TypeError(f"init must be None, a scheme name or a pair of arrays (W, b), got {type(init).__name__}")
+            raise TypeError(f"init must be None, a scheme name, a pair of arrays (W, b) or a callable "
+                            f"init(shape, rng), got {type(init).__name__}")
 
     # ---- parameters
     def _check_param(self, value: Any, which: str, name: str | None = None) -> np.ndarray:
@@ -134,19 +170,20 @@ class Dense:
         return arr
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        scheme = self.init or ("he_uniform" if self._stem in RELU_LIKE else "glorot_uniform")
+        scheme = self.init or ("he_uniform" if self._stem in HE_DEFAULT else "glorot_uniform")
         n_in, n_out = self.n_in, self.n_out
-        if scheme == "zeros":
+        if callable(scheme):
+            W = self._check_param(scheme((n_out, n_in), rng), "W", "the array returned by init(shape, rng)")
+        elif scheme == "zeros":
             W = np.zeros((n_out, n_in))
-        elif scheme.startswith("glorot"):
-            var = 2.0 / (n_in + n_out)
         else:
-            var = 2.0 / n_in
-        if scheme.endswith("uniform"):
-            lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
-            W = rng.uniform(-lim, lim, size=(n_out, n_in))
-        elif scheme.endswith("normal"):
-            W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
+            family, dist = scheme.split("_")
+            var = INIT_VARIANCE[family](n_in, n_out)
+            if dist == "uniform":
+                lim = math.sqrt(3 * var)  # uniform on [-lim, lim] has variance lim²/3
+                W = rng.uniform(-lim, lim, size=(n_out, n_in))
+            else:
+                W = rng.normal(0.0, math.sqrt(var), size=(n_out, n_in))
         return W, np.zeros((n_out, 1))
 
     def _materialize(self) -> None:
@@ -155,7 +192,16 @@ class Dense:
 
     @property
     def W(self) -> np.ndarray:
-        """Weights, shape ``(n_out, n_in)``."""
+        """Weights, shape ``(n_out, n_in)``; assigning copies into the network's parameters.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> layer = pynn.Dense(2, 1)
+        >>> layer.W = [[0.3, 0.7]]
+        >>> layer.W
+        array([[0.3, 0.7]])
+        """
         self._materialize()
         return self._W
 
@@ -165,7 +211,17 @@ class Dense:
 
     @property
     def b(self) -> np.ndarray:
-        """Biases, shape ``(n_out, 1)``."""
+        """Biases, shape ``(n_out, 1)``; a 1-D ``(n_out,)`` value is taken as a column.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2)], seed=0)
+        >>> net.layers[0].b = [0.3, 0.9]
+        >>> net.layers[0].b
+        array([[0.3],
+               [0.9]], dtype=float32)
+        """
         self._materialize()
         return self._b
 
@@ -175,7 +231,15 @@ class Dense:
 
     @property
     def l1(self) -> float:
-        """L1 penalty on ``W``: the objective gains ``l1 Σ|W|``."""
+        """L1 penalty on ``W``: the objective gains ``l1 Σ|W|``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 1, "linear", init=([[1.0, -2.0]], [[0.0]]), l1=0.5)], dtype="float64")
+        >>> net.layers[0].l1, net.loss(np.zeros((2, 1)), np.zeros((1, 1)), "mse")  # 0.5 (|1| + |-2|)
+        (0.5, 1.5)
+        """
         return self._l1
 
     @l1.setter
@@ -186,7 +250,16 @@ class Dense:
 
     @property
     def l2(self) -> float:
-        """L2 penalty on ``W``: the objective gains ``l2/2 Σ W²``."""
+        """L2 penalty on ``W``: the objective gains ``l2/2 Σ W²``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 1, "linear", init=([[1.0, -2.0]], [[0.0]]))], dtype="float64")
+        >>> net.layers[0].l2 = 0.1  # takes effect at once
+        >>> net.loss(np.zeros((2, 1)), np.zeros((1, 1)), "mse")  # 0.1/2 (1² + 2²)
+        0.25
+        """
         return self._l2
 
     @l2.setter
@@ -208,22 +281,33 @@ class Dense:
         self._W, self._b, self._net = W, b, net
 
     def __repr__(self) -> str:
-        pen = "".join(f", {k}={v!r}" for k, v in (("l1", self._l1), ("l2", self._l2)) if v)
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{pen})"
+        extra = f", dropout={self.dropout}" if self.dropout else ""
+        extra += "".join(f", {k}={v!r}" for k, v in (("l1", self._l1), ("l2", self._l2)) if v)
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
 
 
 class _Workspace:
-    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, and two
-    ping-pong buffers for the backward pass (layer l reads dA[l] and writes dA[l-1])."""
+    """Buffers for one batch size: activations A[l] (h_l, d), the output logits, Z[l] for the
+    hidden layers whose backward reads Z (``keep_z``), and two ping-pong buffers for the backward
+    pass (layer l reads dA[l] and writes dA[l-1])."""
 
-    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype) -> None:
+    def __init__(self, widths: Sequence[int], d: int, dtype: np.dtype, keep_z: Sequence[bool] = ()) -> None:
         self.d = d
         self.A = [np.empty((h, d), dtype, order="F") for h in widths]
+        self.Z = [np.empty((h, d), dtype, order="F") if keep else None for h, keep in zip(widths[:-1], keep_z)]
         self._widths, self._dtype = widths, dtype
         self._grad: list[np.ndarray] | None = None
         self.Z_out = np.empty((widths[-1], d), dtype, order="F")  # output logits, kept for the loss
         self.onehot: np.ndarray | None = None
         self.cols = np.arange(d)
+        self.M: dict[int, np.ndarray] = {}  # dropout: layer -> mask, and the masked output A ⊙ M
+        self.D: dict[int, np.ndarray] = {}
+
+    def dropout_buffers(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        if l not in self.M:
+            shape = (self._widths[l], self.d)
+            self.M[l], self.D[l] = np.empty(shape, self._dtype, order="F"), np.empty(shape, self._dtype, order="F")
+        return self.M[l], self.D[l]
 
     def grad(self) -> list[np.ndarray]:
         if self._grad is None:
@@ -248,6 +332,14 @@ class Network:
     seed : int or None
         Seed for the initial weights: the same seed gives the same network.
 
+    Attributes
+    ----------
+    layers : list of Dense
+        The layers, input first.
+    metadata : dict
+        Free-form JSON data saved and loaded with the network (``pynn train`` keeps the feature
+        names, class labels and standardisation there). Starts empty.
+
     Examples
     --------
     >>> import numpy as np, pynn
@@ -266,6 +358,9 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a pynn.Dense, got {type(layer).__name__}")
             if layer._net is not None:
                 raise ValueError(f"layers[{i}] already belongs to a Network; create a new Dense for each network")
+            if layer.dropout and i == len(layers) - 1:
+                raise ValueError(f"layers[{i}] is the output layer and cannot have dropout (got dropout="
+                                 f"{layer.dropout}); put it on the hidden layers")
             if layer._stem in OUTPUT_ONLY and i != len(layers) - 1:
                 raise ValueError(f"layers[{i}] has activation {layer.activation!r}, which is allowed only in the "
                                  f"output layer (the last of {len(layers)})")
@@ -286,6 +381,7 @@ class Network:
             seed = V.check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.stop_training = False
+        self.metadata: dict[str, Any] = {}
 
         sizes = [(l.n_out, l.n_in) for l in layers]
         total = sum(h * n + h for h, n in sizes)
@@ -307,6 +403,10 @@ class Network:
         self._stems = [l._stem for l in layers]
         self._tls = threading.local()  # per-thread workspaces: concurrent predicts don't share buffers
         self._penalised: list[tuple[int, float, float]] = []
+        self._rates = [l.dropout for l in layers]
+        self._dropout = any(self._rates)
+        self._drop_step = np.zeros(1, np.int64)  # training steps taken: the masks' counter
+        self._drop_seed = (seed if seed is not None else int(np.random.SeedSequence().entropy)) & (2**63 - 1)
         self._make_model()
 
     def _make_model(self) -> None:
@@ -324,6 +424,8 @@ class Network:
             if self._params.size <= numba_fused.MAX_PARAMS:  # small: one jitted call per step
                 self._model = numba_fused.Model(self._params, self._grads, self.sizes, self._stems)
                 self._InvalidInput = numba_fused.InvalidInput
+        if self._model is not None and self._dropout:
+            self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
         self._penalties_changed()
 
     def _penalties_changed(self) -> None:
@@ -381,11 +483,26 @@ class Network:
 
     @property
     def sizes(self) -> list[int]:
-        """Widths from input to output, e.g. ``[784, 256, 10]``."""
+        """Widths from input to output, e.g. ``[784, 256, 10]``.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network([pynn.Dense(2, 3), pynn.Dense(3, 1)], seed=0).sizes
+        [2, 3, 1]
+        """
         return [self.layers[0].n_in, *self._widths]
 
     @property
     def n_params(self) -> int:
+        """The number of weights and biases.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> pynn.Network.from_sizes([2, 3, 1], seed=0).n_params  # (2*3 + 3) + (3*1 + 1)
+        13
+        """
         return self._params.size
 
     def __repr__(self) -> str:
@@ -400,11 +517,13 @@ class Network:
         if ws is None:
             if len(cache) >= 4:  # keep the training batch size and a few others, not every size ever seen
                 cache.pop(next(iter(cache)))
-            ws = cache[d] = _Workspace(self._widths, d, self.dtype)
+            ws = cache[d] = _Workspace(self._widths, d, self.dtype, [s in BACKWARD_FROM_Z for s in self._stems])
         return ws
 
     # ------------------------------------------------------------------ forward
-    def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
+    def _check_X(self, X: Any, name: str = "X") -> np.ndarray | SparseRows:
+        if is_sparse(X):
+            return SparseRows.checked(X, self.layers[0].n_in, self.dtype, name)
         return V.as_batch(X, self.layers[0].n_in, self.dtype, name)
 
     def _with_backend(self, backend: str) -> "Network":
@@ -457,6 +576,13 @@ class Network:
                              f"stride, got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         if X.shape[1] == 0:
             return out
+        if isinstance(X, SparseRows):  # chunk by chunk, each densified into one reused buffer
+            for s, e, Xc in X.chunks(self.dtype):
+                self._forward_dense(Xc, out[:, s:e])
+            return out
+        return self._forward_dense(X, out)
+
+    def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
             self._model.forward(X, out)
             return out
@@ -466,7 +592,15 @@ class Network:
 
     def predict_classes(self, X: Any) -> np.ndarray:
         """The class of each example, shape ``(n_examples,)``: the argmax of the outputs, or for a
-        single output unit ``Yhat > 0.5``."""
+        single output unit ``Yhat > 0.5``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> net.predict_classes(np.array([[3, 0, 1], [0, 2, 5]]))
+        array([0, 1, 1])
+        """
         Yhat = self.forward(X)
         if Yhat.shape[0] == 1:
             return (Yhat[0] > 0.5).astype(np.intp)
@@ -494,44 +628,79 @@ class Network:
         k, stem = self._k, self._stems[-1]
         if Z_out is not None and (stem, loss) in FROM_LOGITS:
             return getattr(k, FROM_LOGITS[stem, loss])(Z_out, Y)
-        return getattr(k, f"{loss}_forward")(ws.A[-1], Y)
+        return getattr(k, f"{loss_name(loss)}_forward")(ws.A[-1], Y, *loss_params(loss))
 
-    def _forward_train(self, X: np.ndarray, ws: _Workspace) -> None:
-        """Forward keeping what the backward needs: every A, and the output logits Z(L)."""
+    def _dropped(self, l: int, train: bool) -> bool:
+        return train and self._rates[l] > 0
+
+    def _forward_train(self, X: np.ndarray, ws: _Workspace, train: bool = False) -> None:
+        """Forward keeping what the backward needs: every A, and the output logits Z(L). In a
+        training step (``train``) a dropout layer's successor reads D = A ⊙ M, M drawn for this
+        step; A itself is kept for act'(A)."""
         k, A = self._k, X
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
             Al = ws.A[l]
-            k.layer_forward(layer._W, A, layer._b, self._stems[l], ws.Z_out if l == last else Al, Al)
+            Zl = ws.Z_out if l == last else (ws.Z[l] if ws.Z[l] is not None else Al)  # Z kept where it is read
+            k.layer_forward(layer._W, A, layer._b, self._stems[l], Zl, Al)
             A = Al
+            if self._dropped(l, train):
+                M, D = ws.dropout_buffers(l)
+                k.dropout_mask(self._drop_seed, int(self._drop_step[0]), l, self._rates[l], M)
+                A = np.multiply(Al, M, out=D)
 
-    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace) -> None:
-        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards."""
+    def _backward(self, X: np.ndarray, Y: np.ndarray, loss: str, ws: _Workspace,
+                  scale: np.ndarray | None = None, train: bool = False) -> None:
+        """Fill the gradient buffer: dZ(L) from the loss, then the seed's recursion downwards.
+        ``scale`` (d,) multiplies each example's output gradient: sample weights as s_i d / Σ s.
+        ``train``: back through the dropout masks of the forward (dA ⊙ M)."""
         k, dA, L = self._k, ws.grad(), len(self.layers)
+
+        def A_in(l):  # what layer l read: X, A(l-1), or A(l-1) ⊙ M(l-1) in a training step
+            return X if l == 0 else ws.D[l - 1] if self._dropped(l - 1, train) else ws.A[l - 1]
+
         stem, Yhat = self._stems[-1], ws.A[-1]
         if (stem, loss) in CANONICAL:  # dZ(L) = (Yhat - Y) / d, then straight into the dense backward
             k.output_backward(Yhat, Y, dA[-1])
-            A_prev = ws.A[-2] if L > 1 else X
-            k.dense_backward(dA[-1], A_prev, self.layers[-1]._W, self._dW[-1], self._db[-1],
+            if scale is not None:
+                dA[-1] *= scale
+            k.dense_backward(dA[-1], A_in(L - 1), self.layers[-1]._W, self._dW[-1], self._db[-1],
                              dA[-2] if L > 1 else None)
             top = L - 2
         else:  # general chain rule: dJ/dYhat, then through the output activation
-            getattr(k, f"{loss}_backward")(Yhat, Y, dA[-1])
+            getattr(k, f"{loss_name(loss)}_backward")(Yhat, Y, dA[-1], *loss_params(loss))
+            if scale is not None:
+                dA[-1] *= scale
             top = L - 1
         for l in range(top, -1, -1):
-            A_prev = ws.A[l - 1] if l > 0 else X
-            k.layer_backward(dA[l], ws.A[l], self._stems[l], self.layers[l]._W, A_prev, dA[l], self._dW[l],
+            if self._dropped(l, train):
+                dA[l] *= ws.M[l]
+            Al = ws.A[l] if self._stems[l] not in BACKWARD_FROM_Z else ws.Z_out if l == L - 1 else ws.Z[l]
+            k.layer_backward(dA[l], Al, self._stems[l], self.layers[l]._W, A_in(l), dA[l], self._dW[l],
                              self._db[l], dA[l - 1] if l > 0 else None)
 
-    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
-        """Forward, loss and backward on validated inputs; gradients land in self._grads."""
-        if self._model is not None:
-            return self._model.loss(X, Y, _LOSS_CODE[loss], True)
+    def _weighted_loss(self, ws: _Workspace, Y: np.ndarray, loss: str, s: np.ndarray) -> float:
+        """J = Σ s_i L_i / Σ s_i after a forward pass."""
+        L = example_losses(self._k, loss, self._stems[-1], ws.Z_out, ws.A[-1], Y)
+        return float(np.dot(s, L) / s.sum())
+
+    def _loss_and_grads(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                        train: bool = False) -> float:
+        """Forward, loss and backward on validated inputs; gradients land in self._grads.
+        ``s``: validated sample weights (float64, (d,)) or None; ``train``: with dropout, the
+        masks of training step ``_drop_step[0]``."""
+        train = train and self._dropout
+        if self._model is not None and not train:
+            return self._model.loss(X, Y, _LOSS_CODE[loss_name(loss)], True, s, loss_delta(loss))
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
-        self._forward_train(X, ws)
-        J = self._loss_value(ws, Yd, loss, ws.Z_out)
-        self._backward(X, Yd, loss, ws)
+        self._forward_train(X, ws, train)
+        if s is None:
+            J = self._loss_value(ws, Yd, loss, ws.Z_out)
+            self._backward(X, Yd, loss, ws, None, train)
+        else:
+            J = self._weighted_loss(ws, Yd, loss, s)
+            self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype), train)
         if self._penalised:
             J += self._penalty()
             self._penalty_backward()
@@ -546,38 +715,80 @@ class Network:
         Y = self._check_targets(Y, loss, X.shape[1], names[1])
         return X, Y, loss
 
-    def loss(self, X: Any, Y: Any, loss: str) -> float:
+    @staticmethod
+    def _weights(sample_weight: Any, X: np.ndarray, name: str = "sample_weight") -> np.ndarray | None:
+        return None if sample_weight is None else V.sample_weights(sample_weight, X.shape[1], name)
+
+    def loss(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> float:
         """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``, plus
         the layers' weight penalties when they have any (see :class:`Dense`).
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
-        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``).
+        (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``), ``"mae"`` (``L = Σ_k |yhat_k - y_k|``),
+        ``"huber"`` or ``pynn.losses.Huber(delta)`` (``torch.nn.HuberLoss``, delta 1 by default),
+        or ``"poisson"`` (``L = Σ_k yhat_k - y_k log yhat_k``, counts ``Y >= 0``; with an ``"exp"``
+        output it is computed from the log-rate ``Z`` as ``exp(z) - y z``). With ``sample_weight`` (shape
+        ``(d,)``, non-negative, finite, not all zero) it is the weighted mean
+        ``Σ_i s_i L_i / Σ_i s_i``; integer weights count an example that many times.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.loss(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")  # (1/2)(1² + 3²) / 2
+        2.5
         """
         X, Y, loss = self._validated(X, Y, loss)
-        return self._loss_from_checked(X, Y, loss)
+        return self._loss_from_checked(X, Y, loss, self._weights(sample_weight, X))
 
-    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str) -> float:
+    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss, s)["loss"]
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
-        J = self._loss_value(ws, Yd, loss, ws.Z_out)
+        J = self._loss_value(ws, Yd, loss, ws.Z_out) if s is None else self._weighted_loss(ws, Yd, loss, s)
         return J + self._penalty() if self._penalised else J
 
-    def loss_and_grads(self, X: Any, Y: Any, loss: str) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+    def loss_and_grads(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None
+                       ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         """``(J, grads)`` with ``grads[l] == (dW, db)``, the gradients of ``J`` with respect to
-        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep."""
+        ``layers[l].W`` and ``layers[l].b`` (same shapes). The arrays are the caller's to keep.
+        ``sample_weight`` makes ``J`` the weighted mean, as in :meth:`loss`.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> J, [(dW, db)] = net.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse")
+        >>> dW, db  # dJ/dZ = (Yhat - Y) / d = [0.5, 1.5]; dW = dJ/dZ Xᵀ, db = Σ dJ/dZ
+        (array([[3.5]]), array([[2.]]))
+        """
         X, Y, loss = self._validated(X, Y, loss)
-        J = self._loss_and_grads(X, Y, loss)
+        s = self._weights(sample_weight, X)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
+        J = self._loss_and_grads(X, Y, loss, s)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
-    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer) -> float:
+    def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
         """One update on one batch; returns ``J`` before the update.
 
         With ``SGD(lr)`` this is the seed's ``W <- W - lr dJ/dW``, ``b <- b - lr dJ/db``. If
         anything is wrong with the arguments, or the loss is not finite, nothing is changed.
+        ``sample_weight`` (shape ``(d,)``) makes ``J`` the weighted mean, as in :meth:`loss`.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[2.0]], [[0.0]]))], dtype="float64")
+        >>> net.train_step(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), "mse", pynn.SGD(0.1))
+        2.5
+        >>> net.layers[0].W  # 2 - 0.1 * 3.5
+        array([[1.65]])
         """
         model = self._model
-        if model is not None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
+        if model is not None and sample_weight is None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
                 and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer):
             # fast path: the core checks shapes and values itself and leaves everything
             # untouched when they are not ones it takes as they are
@@ -593,7 +804,10 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
-        return self._step(X, Y, loss, optimizer)
+        s = self._weights(sample_weight, X)
+        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
+            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
+        return self._step(X, Y, loss, optimizer, s)
 
     @property
     def _fused_losses(self) -> frozenset:
@@ -619,91 +833,207 @@ class Network:
     def _diverged(cls, J: float) -> None:
         raise Diverged(cls._divergence_message(J))
 
-    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> tuple[float, bool]:
+    def _try_step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+                  s: np.ndarray | None = None) -> tuple[float, bool]:
         """(J, whether the update was applied): a step whose loss, gradient or updated weights
         would not be finite changes nothing."""
         if self._model is not None:
             self._bind_optimizer(optimizer)
-            return self._model.train_step(X, Y, _LOSS_CODE[loss])
-        J = self._loss_and_grads(X, Y, loss)
+            return self._model.train_step(X, Y, _LOSS_CODE[loss_name(loss)], s, loss_delta(loss))
+        J = self._loss_and_grads(X, Y, loss, s, train=True)
+        if self._dropout:
+            self._drop_step[0] += 1  # the next step draws new masks
         g = self._grads
         ok = math.isfinite(J) and math.isfinite(g.min()) and math.isfinite(g.max()) and optimizer._apply(self)
         return J, ok
 
-    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer) -> float:
-        J, applied = self._try_step(X, Y, loss, optimizer)
+    def _step(self, X: np.ndarray, Y: np.ndarray, loss: str, optimizer: Optimizer,
+              s: np.ndarray | None = None) -> float:
+        J, applied = self._try_step(X, Y, loss, optimizer, s)
         if not applied:
             self._diverged(J)
         return J
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str) -> dict[str, float]:
-        out = {"loss": self._loss_from_checked(X, Y, loss)}
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> dict[str, float]:
+        if isinstance(X, SparseRows):
+            return self._evaluate_sparse(X, Y, loss, s)
+        out = {"loss": self._loss_from_checked(X, Y, loss, s)}
         if loss in CLASSIFICATION:
-            right, total = correct_count(self._workspace(X.shape[1]).A[-1], Y, loss)
-            out["accuracy"] = right / total
+            Yhat = self._workspace(X.shape[1]).A[-1]
+            if s is None:
+                right, total = correct_count(Yhat, Y, loss)
+                out["accuracy"] = right / total
+            else:  # the weighted share of examples right (sklearn's accuracy_score(sample_weight=))
+                out["accuracy"] = float(np.dot(s, correct_share(Yhat, Y, loss)) / s.sum())
         return out
 
-    def evaluate(self, X: Any, Y: Any, loss: str) -> dict[str, float]:
-        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy)."""
+    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str, s: np.ndarray | None = None
+                         ) -> dict[str, float]:
+        """Loss (and accuracy) chunk by chunk, each chunk's figures weighted by its size (or by
+        its share of the sample weights)."""
+        sums: dict[str, float] = {}
+        total = 0.0
+        for a, b, Xc in X.chunks(self.dtype):
+            sc = None if s is None else s[a:b]
+            w = float(b - a) if sc is None else float(sc.sum())
+            if w == 0:
+                continue
+            for key, v in self._evaluate(Xc, Y[..., a:b], loss, sc).items():
+                sums[key] = sums.get(key, 0.0) + v * w
+            total += w
+        return {key: v / total for key, v in sums.items()}
+
+    def evaluate(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> dict[str, float]:
+        """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
+        With ``sample_weight`` both are weighted means over the examples.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 2, "softmax", init=([[1, 0], [0, 1]], [0, 0]))])
+        >>> scores = net.evaluate(np.array([[3, 0, 1], [0, 2, 5]]), np.array([0, 1, 0]), "cross_entropy")
+        >>> round(scores["accuracy"], 3)
+        0.667
+        """
         X, Y, loss = self._validated(X, Y, loss)
-        return self._evaluate(X, Y, loss)
+        return self._evaluate(X, Y, loss, self._weights(sample_weight, X))
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int = 32,
+    def fit(self, X: Any, Y: Any, *, loss: str, optimizer: Optimizer, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
-            callbacks: Any = (), verbose: int = 0) -> History:
+            callbacks: Any = (), verbose: int = 0, health: bool = True, deterministic: bool = False,
+            sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
 
         The data is validated and cast once; each epoch visits the examples in an order shuffled
         from ``seed`` (the same seed gives the same training) and gathers each batch into a
-        reused buffer, so ``X`` is never copied whole. ``verbose=1`` shows a progress bar,
+        reused buffer, so ``X`` is never copied whole; ``seed`` also restarts the dropout masks'
+        stream (see :class:`Dense`). ``verbose=1`` shows a progress bar,
         ``verbose=2`` one line per epoch. Callbacks are :class:`pynn.Callback` objects or
-        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training.
+        functions ``f(epoch, logs)``; setting ``net.stop_training = True`` ends training
+        (:class:`pynn.EarlyStopping` does so when a monitored log stops improving).
+
+        ``validation_fraction=f`` holds out ``ceil(f * n)`` examples, drawn from ``seed`` before
+        training, as ``validation_data`` (stratified by class for cross_entropy and one-output
+        bce, as sklearn's ``train_test_split(stratify=y)``); the training part is copied once.
+
+        ``sample_weight`` (shape ``(n,)``, non-negative, finite, not all zero) weights each
+        example: every batch's loss is ``Σ s_i L_i / Σ s_i`` over the batch (per batch, as
+        scikit-learn's MLP and Keras do), a batch whose weights are all zero is skipped, and the
+        logged loss and accuracy are weighted means. ``class_weight`` (a dict ``{class: weight}``,
+        unnamed classes 1, or ``"balanced"``: ``n / (k * bincount(y))`` over the training part,
+        as sklearn's ``compute_class_weight``) multiplies into it; it needs cross_entropy or bce
+        with one output.
+
+        With ``health=True`` the History also records, per layer and epoch, weight and gradient
+        norms, the update ratio and dead or saturated units (see :mod:`pynn.health`), and a
+        :class:`pynn.health.TrainingHealthWarning` names a layer whose gradient vanishes or
+        explodes.
+
+        ``batch_size=None`` trains on all examples as one batch (full-batch training, meant for
+        :class:`pynn.Rprop`). With :class:`pynn.LBFGS` each epoch is one L-BFGS iteration over
+        all examples (``batch_size`` and ``shuffle`` are ignored).
+
+        ``deterministic=True`` gives the same weights for the same ``seed`` whatever the thread
+        counts: the fit runs every BLAS in the process (the compiled core's and NumPy's) and
+        Numba on one thread, so every sum is taken in one fixed order, and puts the counts back
+        afterwards. Without it, float32 results may differ in the last bits between thread
+        counts (OpenBLAS splits a product differently for different counts).
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> X = np.array([[0, 0, 1, 1], [0, 1, 0, 1]])  # XOR, one example per column
+        >>> y = np.array([0, 1, 1, 0])
+        >>> net = pynn.Network.from_sizes([2, 8, 2], hidden="tanh", seed=0)
+        >>> history = net.fit(X, y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=300, batch_size=4)
+        >>> len(history.loss), net.predict_classes(X)
+        (300, array([0, 1, 1, 0]))
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         epochs = V.check_int(epochs, "epochs")
-        batch_size = V.check_int(batch_size, "batch_size")
+        batch_size = None if batch_size is None else V.check_int(batch_size, "batch_size")
         verbose = V.check_int(verbose, "verbose", minimum=0)
         if seed is not None:
             seed = V.check_int(seed, "seed", minimum=0)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        if not isinstance(health, (bool, np.bool_)):
+            raise TypeError(f"health must be a bool, got {health!r}")
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         cbs = as_callbacks(callbacks)
         X, Y, loss = self._validated(X, Y, loss)
+        s = self._weights(sample_weight, X)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             val = self._validated(validation_data[0], validation_data[1], loss,
                                   ("validation_data[0]", "validation_data[1]"))[:2]
-
-        n = X.shape[1]
-        bs = min(batch_size, n)
-        n_batches = -(-n // bs)
         rng = np.random.default_rng(seed)
+        if validation_fraction is not None:
+            if val is not None:
+                raise ValueError("give validation_data or validation_fraction, not both")
+            f = V.check_float(validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+            tr, va = V.split_indices(X.shape[1], f, V.class_labels(Y, loss), rng)
+            val = (np.asfortranarray(X[:, va]), Y[..., va])
+            if s is not None:
+                val += (s[va],) if s[va].any() else ()
+                s = V.sample_weights(s[tr], tr.size, "sample_weight (the training part)")
+            X, Y = np.asfortranarray(X[:, tr]), np.asfortranarray(Y[..., tr])
+        if class_weight is not None:
+            cw = V.class_weights(class_weight, V.class_labels(Y, loss), max(self._widths[-1], 2))
+            s = V.sample_weights(cw if s is None else s * cw, X.shape[1], "sample_weight × class_weight")
+        logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
+        logged |= {f"val_{k}" for k in logged} if val is not None else set()
+
+        for cb in cbs:
+            if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
+                raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
+                                 f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+        if self._dropout and seed is not None:  # fit's seed restarts the dropout stream
+            self._drop_seed, self._drop_step[0] = seed & (2**63 - 1), 0
+            if self._model is not None:
+                self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
+        n = X.shape[1]
+        bs = n if batch_size is None else min(batch_size, n)
+        if optimizer._full_batch and bs < n:
+            _log.warning("%s is a full-batch method, but fit runs batches of %d of the %d examples: "
+                         "pass batch_size=None", type(optimizer).__name__, bs, n)
+        n_batches = -(-n // bs)
         history = History()
         progress = Progress(verbose, epochs, n_batches)
         classify = loss in CLASSIFICATION
         self.stop_training = False
-        gather = shuffle and self._model is None  # the fused path gathers into its own workspace
+        fused = self._model is not None
+        sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
+        gather = (shuffle and not fused) or sparse  # the fused path gathers into its own workspace
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
+        Sb = np.empty(bs) if gather and s is not None else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
-        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag)
+        monitor = HealthMonitor(self, X, history, epochs) if health else None
+        trained = 0.0
+        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, s, Sb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
-        with sigint_deferred(stop_flag):
-            for epoch in range(epochs):
+        with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
+            if isinstance(optimizer, LBFGS):
+                optimizer._fit(self, X, Y, loss, epochs, val, cbs, history, progress, stop_flag)
+            for epoch in range(0 if isinstance(optimizer, LBFGS) else epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
+                if monitor is not None:
+                    monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
-                order = rng.permutation(n) if shuffle else None
-                run = self._fused_epoch if self._model is not None else self._python_epoch
+                order = rng.permutation(n) if shuffle else (np.arange(n) if sparse else None)
+                run = self._fused_epoch if fused and not sparse else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
                 except KeyboardInterrupt:  # a second Ctrl-C, or a handler that is not ours
@@ -726,12 +1056,15 @@ class Network:
                     break  # a callback asked to stop
                 logs = {"loss": total / seen if seen else math.nan}  # nan: every batch was refused
                 if classify:
-                    logs["accuracy"] = right / max(judged, 1)
+                    logs["accuracy"] = right / judged if judged else 0.0
                 if val is not None:
-                    for key, v in self._evaluate(val[0], val[1], loss).items():
+                    for key, v in self._evaluate(*val[:2], loss, *val[2:]).items():
                         logs[f"val_{key}"] = v
                 seconds = time.perf_counter() - t0
+                trained += seconds
                 history.append(epoch, **logs, time=seconds)
+                if monitor is not None:
+                    monitor.epoch_end(epoch)
                 progress.epoch(epoch, logs, seconds, n)
                 for cb in cbs:
                     cb.on_epoch_end(self, epoch, logs)
@@ -755,7 +1088,7 @@ class Network:
 
     def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb), stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb), stop_flag = ctx
         n = X.shape[1]
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):
@@ -767,16 +1100,32 @@ class Network:
                 xb, yb = Xb[:, : e - s], Yb[..., : e - s]
                 _gather(X, idx, xb)
                 _gather(Y, idx, yb)
+                sb = None if sw is None else np.take(sw, idx, out=Sb[: e - s], mode="clip")
             else:
-                xb, yb = X[:, s:e], Y[..., s:e]
-            J, applied = self._try_step(xb, yb, loss, optimizer)
+                xb, yb, sb = X[:, s:e], Y[..., s:e], None if sw is None else sw[s:e]
+            if sb is not None and not sb.any():
+                continue  # Σ s_i = 0: nothing to learn from this batch
+            if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
+                self._bind_optimizer(optimizer)
+                ls, sn, r, j, _, diverged, bad, _ = self._model.run_batches(
+                    xb, yb, None, 0, 1, e - s, _LOSS_CODE[loss_name(loss)], classify, False, sb,
+                    loss_delta(loss))
+                J, applied = (bad, False) if diverged else (ls / sn, True)
+            else:
+                J, applied = self._try_step(xb, yb, loss, optimizer, sb)
+                if applied and classify:
+                    if sb is None:
+                        r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
+                    else:
+                        r, j = float(np.dot(sb, correct_share(self._workspace(e - s).A[-1], yb, loss))), \
+                            float(sb.sum())
             if not applied:
                 self._on_divergence(on_div, epoch, bi, J, (total, seen, right, judged))
                 continue
-            total += J * (e - s)
-            seen += e - s
+            size = e - s if sb is None else float(sb.sum())
+            total += J * size
+            seen += size
             if classify:
-                r, j = correct_count(self._workspace(e - s).A[-1], yb, loss)
                 right, judged = right + r, judged + j
             progress.batch(epoch, bi, J)
             if cbs:
@@ -791,7 +1140,7 @@ class Network:
         the GIL released; Python returns only between chunks, for progress and callbacks. The
         C++ core runs Python's signal handlers every 20 ms, so Ctrl-C stops it after a step;
         a model that cannot (the jitted one) is handed chunks of about 50 ms instead."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, _, stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (_, _, sw, _), stop_flag = ctx
         model = self._model
         batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
         chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
@@ -807,7 +1156,7 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss], classify, polls)
+                X, Y, order, first, count, bs, _LOSS_CODE[loss_name(loss)], classify, polls, sw, loss_delta(loss))
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):
@@ -831,13 +1180,69 @@ class Network:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:
-        """Write the network to ``path`` (an ``.npz`` file holding a JSON header and the weights;
-        no pickle). The file is written to a temporary name and renamed, so a failure never
-        leaves a half-written model in place of a good one."""
+        """Write the network to ``path`` (an ``.npz`` file holding a JSON header, ``metadata`` and
+        the weights; no pickle). The file is written to a temporary name and renamed, so a failure
+        never leaves a half-written model in place of a good one. :func:`pynn.load` reads it.
+
+        Examples
+        --------
+        >>> import os, tempfile, pynn
+        >>> net = pynn.Network.from_sizes([2, 3, 1], output="sigmoid", seed=0)
+        >>> net.metadata = {"features": ["x", "y"]}
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> pynn.load(path).metadata
+        {'features': ['x', 'y']}
+        """
         from .io import save
 
         save(self, path)
 
+    def to_onnx(self, path: Any = None, *, opset: int = 17, input_name: str = "X", output_name: str = "Y") -> Any:
+        """Export the network to an ONNX file (needs ``pip install "pynn[onnx]"``).
+
+        The ONNX model takes **row-major** input ``input_name`` of shape ``(n_examples,
+        n_features)`` and gives ``output_name`` of shape ``(n_examples, n_outputs)``, as ONNX
+        runtimes expect: the transpose of pynn's ``(features, examples)``, so
+        ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
+        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
+        checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            File to write; ``None`` only builds the model.
+        opset : int
+            ONNX opset of the default domain, >= 13 (default 17).
+        input_name, output_name : str
+            Names of the graph's input and output.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model (also written to ``path``).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, pynn
+        >>> import onnxruntime as ort
+        >>> net = pynn.Network.from_sizes([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
+        >>> _ = net.to_onnx(path)
+        >>> data = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)  # 5 examples, row-major
+        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        >>> Y = session.run(None, {"X": data})[0]
+        >>> Y.shape, bool(np.allclose(Y, net.predict(data.T).T, atol=1e-6))
+        ((5, 3), True)
+        """
+        from .onnx_export import to_onnx
+
+        return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
+
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
-        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), l1=l.l1, l2=l.l2) for l in self.layers]
-        return Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), dropout=l.dropout,
+                        l1=l.l1, l2=l.l2) for l in self.layers]
+        net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
+        net.metadata = dict(self.metadata)
+        return net

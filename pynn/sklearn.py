@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -70,6 +71,11 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _OUT_NAMES = {"linear": "identity", "sigmoid": "logistic", "softmax": "softmax"}
 _LOSS_OF_OUTPUT = {"linear": "mse", "sigmoid": "bce", "softmax": "cross_entropy"}
+
+
+def _say(line: str) -> None:
+    """verbose=True's report, on stdout as scikit-learn's (and pynn's Progress) writes it."""
+    sys.stdout.write(line + "\n")
 
 
 class _EpochEnd(Callback):
@@ -408,10 +414,10 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         self._stopped = False
-        try:
+        try:  # health=False: no TrainingHealthWarning (scikit-learn's users expect its warnings only)
             history = net.fit(X.T, targets, loss=self._loss_name(), optimizer=self._optimizer, epochs=epochs,
                               batch_size=bs, shuffle=bool(self.shuffle), seed=seed,
-                              callbacks=[_EpochEnd(self, n, val)], verbose=0)
+                              callbacks=[_EpochEnd(self, n, val)], verbose=0, health=False)
         except Diverged as e:
             raise ValueError("Solver produced non-finite parameter weights: " + str(e) + ". The input data may "
                              "contain large values and need to be preprocessed, or learning_rate_init is too "
@@ -431,7 +437,7 @@ class _BaseMLP(BaseEstimator):
         self.t_ += n_train
         self.loss_curve_.append(loss)
         if self.verbose:
-            print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
+            _say("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
         self._update_no_improvement_count(val)
         if self.solver == "sgd" and self.learning_rate == "invscaling":
             self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
@@ -445,10 +451,10 @@ class _BaseMLP(BaseEstimator):
                 self._optimizer.lr = self._lr
                 self._no_improvement_count = 0
                 if self.verbose:
-                    print(msg + " Setting learning rate to %f" % self._lr)
+                    _say(msg + " Setting learning rate to %f" % self._lr)
                 return False
             if self.verbose:
-                print(msg + (" Learning rate too small. Stopping." if self.learning_rate == "adaptive"
+                _say(msg + (" Learning rate too small. Stopping." if self.learning_rate == "adaptive"
                              and self.solver == "sgd" else " Stopping."))
             self._stopped = True
             return True
@@ -459,7 +465,7 @@ class _BaseMLP(BaseEstimator):
             score = self._val_score(*val)
             self.validation_scores_.append(score)
             if self.verbose:
-                print("Validation score: %f" % score)
+                _say("Validation score: %f" % score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -611,7 +617,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> from sklearn.datasets import load_iris
     >>> from pynn.sklearn import MLPClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=1000, random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
     """

@@ -89,3 +89,16 @@ def make(rng, shape, dtype, layout="C", *, low=-1.0, high=1.0):
 def nans(shape, dtype, layout="F"):
     """An output buffer filled with NaN, so a kernel that skips an element fails."""
     return np.full(shape, np.nan, dtype=dtype, order=layout)
+
+
+def require(module: str):
+    """Import an optional dependency (an extra that the test extra installs); fail in CI, skip
+    elsewhere, when it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if IN_CI:
+            pytest.fail(f"{module} is missing in CI (pip install '.[test]' installs it): {e}")
+        pytest.skip(f"{module} is not installed: {e}")

@@ -87,7 +87,7 @@ def test_clip_norm_keeps_a_large_learning_rate_finite(backend, rng):
 
 
 # ---------------------------------------------------------------- an update that overflows
-@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam", "rmsprop"])
 @pytest.mark.parametrize("sizes", [(3, 5, 2), (3, 200, 200, 2)], ids=["small", "large"])
 def test_update_that_overflows_is_taken_back(backend, rng, opt, sizes):
     """Finite loss and gradient, but lr so large that the new weights are inf: the step raises
@@ -97,7 +97,8 @@ def test_update_that_overflows_is_taken_back(backend, rng, opt, sizes):
     Y *= 1e3  # gradients of about 1e3: lr * g overflows below
     net, twin = small_net(backend, sizes=sizes), small_net(backend, sizes=sizes)
     make = {"sgd": lambda lr: pynn.SGD(lr), "momentum": lambda lr: pynn.SGD(lr, momentum=0.9),
-            "adam": lambda lr: pynn.Adam(lr)}[opt]
+            "adam": lambda lr: pynn.Adam(lr),
+            "rmsprop": lambda lr: pynn.RMSprop(lr, momentum=0.9, centered=True)}[opt]  # all 3 state arrays
     o_net, o_twin = make(1e-3), make(1e-3)
     net.train_step(X, Y, "mse", o_net)
     twin.train_step(X, Y, "mse", o_twin)
@@ -203,3 +204,14 @@ def test_a_callback_can_roll_back_lower_the_rate_and_go_on(backend, rng):
                     callbacks=[Calm(opt)])
     assert calls and h.stop_reason is None and len(h) == 200 and opt.lr < 1.5
     assert np.isfinite(net._params).all() and math.isfinite(h.loss[-1]) and h.loss[-1] < 10
+
+
+@pytest.mark.parametrize("loss", ["poisson", "mse"])
+def test_exp_output_overflow_is_divergence(backend, loss):
+    """exp(Z) overflowing to inf is a refused step (Diverged, weights kept), never a warning."""
+    net = pynn.Network.from_sizes([2, 3, 1], hidden="gelu", output="exp", dtype="float64", backend=backend, seed=0)
+    net.layers[1].W = np.full((1, 3), 400.0)
+    before = net._params.copy()
+    with pytest.raises(pynn.Diverged, match=r"the loss is not finite \(J = inf\)"):
+        net.train_step(np.ones((2, 4)), np.ones((1, 4)), loss, pynn.SGD(0.1))
+    assert np.array_equal(net._params, before)

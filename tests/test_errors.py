@@ -170,14 +170,15 @@ def test_bce_targets(backend, Y, pattern, data):
 
 
 # ---------------------------------------------------------------- names: activation, loss, backend, dtype
-VALID_ACTS = r"\['identity', 'leaky_relu', 'linear', 'relu', 'sigmoid', 'softmax', 'tanh'\]"
+VALID_ACTS = (r"\['elu', 'exp', 'gelu', 'identity', 'leaky_relu', 'linear', 'relu', 'sigmoid', 'softmax', "
+              r"'softplus', 'tanh'\]")
 
 
 @pytest.mark.parametrize("make, argument, given", [
     (lambda: pynn.Dense(2, 3, "swish"), "activation", "'swish'"),
     (lambda: pynn.Dense(2, 3, "Sigmoid"), "activation", "'Sigmoid'"),
     (lambda: pynn.Dense(2, 3, None), "activation", "None"),
-    (lambda: pynn.Network.from_sizes([2, 3, 1], hidden="gelu"), "hidden", "'gelu'"),
+    (lambda: pynn.Network.from_sizes([2, 3, 1], hidden="selu"), "hidden", "'selu'"),
     (lambda: pynn.Network.from_sizes([2, 3, 1], output="logsoftmax"), "output", "'logsoftmax'"),
 ])
 def test_unknown_activation_lists_the_valid_names(make, argument, given):
@@ -197,7 +198,8 @@ def test_unknown_loss_lists_the_valid_names(call, loss, data):
         "evaluate": lambda: net.evaluate(*data, loss),
     }
     with untouched(net), pytest.raises((ValueError, TypeError),
-                                       match=r"loss must be one of \['mse', 'bce', 'cross_entropy'\], got "
+                                       match=r"loss must be one of \['mse', 'bce', 'cross_entropy', 'mae', "
+                                             r"'huber', 'poisson'\] or a pynn.losses.Huber\(delta\), got "
                                              + re.escape(repr(loss))):
         fns[call]()
 
@@ -220,6 +222,44 @@ def test_probability_loss_needs_probability_outputs(output, loss, data):
                lambda: net.fit(data[0], Y, loss=loss, optimizer=pynn.SGD(0.1), epochs=1, batch_size=4)):
         with untouched(net), pytest.raises(ValueError, match=pattern):
             fn()
+
+
+@pytest.mark.parametrize("output", ["linear", "relu", "sigmoid", "softmax", "gelu"])
+def test_poisson_needs_a_rate_output(output, data):
+    net = net_for(output=output, sizes=(2, 3, 2))
+    Y = np.array([[0.0, 1, 3, 0], [1, 0, 0, 2]])
+    pattern = (rf"loss 'poisson' reads the outputs as positive rates and needs a 'exp' or 'softplus' output layer; "
+               rf"this network's output activation is '{output}'")
+    for fn in (lambda: net.loss(data[0], Y, "poisson"), lambda: net.train_step(data[0], Y, "poisson", pynn.SGD(0.1))):
+        with untouched(net), pytest.raises(ValueError, match=pattern):
+            fn()
+
+
+@pytest.mark.parametrize("call", ["loss", "loss_and_grads", "train_step", "fit", "evaluate"])
+def test_poisson_targets_must_be_counts(backend, call, data):
+    """Negative counts are refused on every path (the fused ones check values themselves)."""
+    net = net_for(backend, output="exp", sizes=(2, 3, 2))
+    Y = np.array([[0.0, 1, 3, 0], [1, 0, -0.5, 2]])
+    fns = {
+        "loss": lambda: net.loss(data[0], Y, "poisson"),
+        "loss_and_grads": lambda: net.loss_and_grads(data[0], Y, "poisson"),
+        "train_step": lambda: net.train_step(data[0], Y, "poisson", pynn.SGD(0.1)),
+        "fit": lambda: net.fit(data[0], Y, loss="poisson", optimizer=pynn.SGD(0.1), epochs=1, batch_size=2),
+        "evaluate": lambda: net.evaluate(data[0], Y, "poisson"),
+    }
+    with untouched(net), pytest.raises(ValueError, match=r"Y for loss 'poisson' must hold counts \(values >= 0\); "
+                                                         r"got a minimum of -0\.5"):
+        fns[call]()
+    # counts need not be whole numbers (rates averaged over exposure are fine), nor below 1
+    assert np.isfinite(net.loss(data[0], np.abs(Y), "poisson"))
+
+
+@pytest.mark.parametrize("delta, exc", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("1", TypeError), (None, TypeError),
+                                        (True, TypeError)])
+def test_huber_delta_must_be_a_positive_number(delta, exc):
+    with pytest.raises(exc, match=r"delta must be a number in \(0\.0, inf\], got " + re.escape(repr(delta))):
+        pynn.losses.Huber(delta)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int32", "complex64", np.int64, ">f4"])
@@ -543,8 +583,14 @@ CORE_CASES = {
                         r"v must have 5 elements, got 0"),
     "adam t=0": (lambda C: C.adam_update(z(5), z(5), z(5), z(5), 0, 0.1, 0.9, 0.99, 1e-8, 0.0), ValueError,
                  r"t must be >= 1"),
-    "unknown act": (lambda C: C.layer_forward(z(3, 2), z(2, 4), z(3, 1), "gelu", z(3, 4), z(3, 4)), ValueError,
-                    r"act must be one of .*got 'gelu'"),
+    "rmsprop centered state": (lambda C: C.rmsprop_update(z(5), z(5), z(5), z(0), z(0), 0.1, 0.9, 1e-8, 0.0, 0.0,
+                                                         True), ValueError, r"grad_avg must have 5 elements, got 0"),
+    "rmsprop momentum state": (lambda C: C.rmsprop_update(z(5), z(5), z(5), z(0), z(4), 0.1, 0.9, 1e-8, 0.0, 0.5,
+                                                          False), ValueError, r"buf must have 5 elements, got 4"),
+    "rprop read-only steps": (lambda C: C.rprop_update(z(5), z(5), z(5), _readonly(z(5)), 0.5, 1.2, 1e-6, 50.0),
+                              ValueError, r"step_size must be a writable array"),
+    "unknown act": (lambda C: C.layer_forward(z(3, 2), z(2, 4), z(3, 1), "selu", z(3, 4), z(3, 4)), ValueError,
+                    r"act must be one of .*got 'selu'"),
 }
 
 

@@ -6,9 +6,11 @@ import pytest
 import pynn
 import pynn.backends.reference as reference
 
-HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "linear"]
-PAIRS = [("linear", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"), ("sigmoid", "mse"),
-         ("tanh", "mse"), ("softmax", "mse"), ("softmax", "bce"), ("sigmoid", "cross_entropy"), ("leaky_relu", "mse")]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "linear"]  # exp: an output activation
+PAIRS = [("linear", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"), ("exp", "poisson"), ("sigmoid", "mse"),
+         ("tanh", "mse"), ("softmax", "mse"), ("softmax", "bce"), ("sigmoid", "cross_entropy"), ("leaky_relu", "mse"),
+         ("softplus", "poisson"), ("linear", "mae"), ("linear", "huber"), ("linear", pynn.losses.Huber(0.3)),
+         ("gelu", "huber"), ("elu", "mae"), ("softplus", "mse"), ("exp", "mse"), ("gelu", "mse")]
 
 
 def data(rng, loss, m=3, d=6):
@@ -17,6 +19,8 @@ def data(rng, loss, m=3, d=6):
         return X, rng.integers(0, m, d)
     if loss == "bce":
         return X, (rng.random((m, d)) > 0.5).astype(float)
+    if loss == "poisson":
+        return X, rng.poisson(1.5, size=(m, d)).astype(float)
     return X, rng.normal(size=(m, d))
 
 

@@ -14,8 +14,11 @@ import math
 import numpy as np
 import pytest
 
+from pynn.activations import BACKWARD_FROM_Z
 from pynn.backends import ACTIVATION_KERNELS, LOSS_KERNELS
-from conftest import assert_close, make, nans
+from conftest import TOL, assert_close, make, nans
+
+TOL_RTOL = {dt: tol["rtol"] for dt, tol in TOL.items()}
 
 # (h, n, d): layer width, input width, batch size. Widths 1..300, batches 1..300.
 SHAPES = [(1, 1, 1), (2, 2, 1), (3, 5, 7), (64, 33, 128), (17, 300, 5), (9, 4, 300)]
@@ -60,6 +63,11 @@ def activation_output(ref, act, Z):
     A = np.empty_like(Z, order="K")
     getattr(ref, f"{act}_forward")(Z, A)
     return A
+
+
+def backward_input(ref, act, Z):
+    """What <act>_backward reads: A = act(Z), or Z itself for gelu (BACKWARD_FROM_Z)."""
+    return Z if act in BACKWARD_FROM_Z else activation_output(ref, act, Z)
 
 
 def with_zeros(Z):
@@ -115,7 +123,7 @@ def test_activation_forward(kernels, ref, dtype, shape, new, out, act, in_place)
 @pytest.mark.parametrize("act", ACTIVATION_KERNELS)
 def test_activation_backward(kernels, ref, dtype, shape, new, out, act, in_place):
     h, _, d = shape
-    A = activation_output(ref, act, with_zeros(new((h, d), low=-4, high=4)))
+    A = backward_input(ref, act, with_zeros(new((h, d), low=-4, high=4)))
     dA = new((h, d))
     dZ_ref = out((h, d))
     getattr(ref, f"{act}_backward")(dA.copy(order="K"), A, dZ_ref)
@@ -132,10 +140,14 @@ def test_activation_backward(kernels, ref, dtype, shape, new, out, act, in_place
 
 # ---------------------------------------------------------------- losses
 def loss_inputs(rng, loss, shape, dtype, layout_yhat, layout_y):
-    """(Yhat, Y) for a loss: probabilities for bce/cross_entropy, any values for mse."""
-    if loss == "mse":
+    """(Yhat, Y) for a loss: probabilities for bce/cross_entropy, rates and counts for poisson,
+    any values for mse, mae and huber (|Yhat - Y| on both sides of huber's delta 1)."""
+    if loss in ("mse", "mae", "huber"):
         Yhat = make(rng, shape, dtype, layout_yhat, low=-2, high=2)
         return Yhat, make(rng, shape, dtype, layout_y, low=-2, high=2)
+    if loss == "poisson":
+        Yhat = make(rng, shape, dtype, layout_yhat, low=0.05, high=4)
+        return Yhat, make(rng, shape, dtype, layout_y, low=0, high=6).round()
     Yhat = probabilities(rng, shape, dtype, layout_yhat)
     return Yhat, make(rng, shape, dtype, layout_y, low=0, high=1)
 
@@ -161,7 +173,26 @@ def test_loss_backward(kernels, ref, dtype, layout, shape, rng, out, loss):
     assert_close(dYhat, dYhat_ref, dtype)
 
 
-@pytest.mark.parametrize("loss", ["bce_logits", "cross_entropy_logits"])
+@pytest.mark.parametrize("loss", ["huber", "mae"])
+def test_loss_at_and_around_huber_delta_and_zero(kernels, ref, dtype, loss):
+    """Residuals exactly at 0 (mae's subgradient 0) and at ±delta, and a delta other than 1."""
+    Yhat = np.array([[0.0, 0.5, -0.5, 1.5], [2.0, -2.0, 0.25, 3.0]], dtype=dtype, order="F")
+    Y = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]], dtype=dtype, order="F")
+    for delta in ((0.5, 2.0) if loss == "huber" else (None,)):
+        args = () if delta is None else (delta,)
+        J = getattr(kernels, f"{loss}_forward")(Yhat, Y, *args)
+        assert_close(J, getattr(ref, f"{loss}_forward")(Yhat, Y, *args), dtype)
+        dYhat, dYhat_ref = nans(Yhat.shape, dtype), nans(Yhat.shape, dtype)
+        getattr(kernels, f"{loss}_backward")(Yhat, Y, dYhat, *args)
+        getattr(ref, f"{loss}_backward")(Yhat, Y, dYhat_ref, *args)
+        assert_close(dYhat, dYhat_ref, dtype)
+        assert dYhat[0, 0] == 0
+    if loss == "huber":  # delta 0.5: r = 0.5 is quadratic (0.125), 1.5 linear: 0.5 (1.5 - 0.25)
+        J = kernels.huber_forward(Yhat[:1], Y[:1], 0.5)
+        assert_close(J, (0 + 0.125 + 0.125 + 0.625) / 4, dtype)
+
+
+@pytest.mark.parametrize("loss", ["bce_logits", "cross_entropy_logits", "poisson_logits"])
 def test_logits_loss_forward(kernels, ref, dtype, shape, new, loss):
     h, _, d = shape
     Z, Y = new((h, d), low=-6, high=6), new((h, d), low=0, high=1)
@@ -227,7 +258,7 @@ def test_layer_forward_is_dense_then_activation(kernels, new, out, act):
 def test_layer_backward(kernels, ref, dtype, shape, new, out, act, alias, input_grad):
     h, n, d = shape
     W, A_prev, _ = layer_inputs(new, shape)
-    A = activation_output(ref, act, with_zeros(new((h, d), low=-4, high=4)))
+    A = backward_input(ref, act, with_zeros(new((h, d), low=-4, high=4)))
     dA = new((h, d))
 
     def outputs():
@@ -292,6 +323,48 @@ def test_adam_update(kernels, ref, dtype, rng, size, t, weight_decay):
     assert not np.array_equal(p, p0)
 
 
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["no-momentum", "momentum"])
+@pytest.mark.parametrize("alpha, weight_decay", [(0.99, 0.0), (0.3, 0.01)], ids=["a.99", "a.3-wd"])
+def test_rmsprop_update(kernels, ref, dtype, rng, size, centered, momentum, alpha, weight_decay):
+    """alpha 0.3 takes the other branch of torch's lerp (weight 1 - alpha >= 0.5)."""
+    p, g, ga, buf = (make(rng, (size,), dtype) for _ in range(4))
+    sq = (ga * ga + make(rng, (size,), dtype, low=0.01, high=0.1)).astype(dtype)  # s > ḡ², as a run keeps it
+    p0, ga0, buf0 = p.copy(), ga.copy(), buf.copy()
+    want = [a.copy() for a in (p, sq, ga, buf)]
+    args = (1e-2, alpha, 1e-8, weight_decay, momentum, centered)
+    ref.rmsprop_update(*want[:1], g, *want[1:], *args)
+    with unchanged(g):
+        kernels.rmsprop_update(p, g, sq, ga, buf, *args)
+    for got, w in zip((p, sq, ga, buf), want):
+        assert_close(got, w, dtype)
+    assert not np.array_equal(p, p0)
+    assert np.array_equal(ga, ga0) != centered and np.array_equal(buf, buf0) == (momentum == 0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rprop_update(kernels, ref, dtype, rng, size):
+    """Signs kept, flipped and zero (prev = 0), and step sizes that hit both clamps."""
+    p, g, prev = (make(rng, (size,), dtype) for _ in range(3))
+    prev[::3] = 0
+    step = make(rng, (size,), dtype, low=1e-4, high=0.2)
+    step[::5] = 0.19  # * 1.2 > step_max where the sign is kept
+    step[1::5] = 2e-3  # * 0.5 < step_min where it flips
+    p0 = p.copy()
+    want = [a.copy() for a in (p, prev, step)]
+    args = (0.5, 1.2, 1e-3, 0.2)
+    ref.rprop_update(want[0], g, want[1], want[2], *args)
+    with unchanged(g):
+        kernels.rprop_update(p, g, prev, step, *args)
+    for got, w in zip((p, prev, step), want):
+        assert_close(got, w, dtype, rtol=0, atol=0)  # only products by eta and sign moves: exact
+    flipped = g * prev < 0
+    assert np.array_equal(prev[flipped], np.zeros(flipped.sum(), dtype)) and np.array_equal(p[flipped], p0[flipped])
+    assert step.max() <= dtype.type(0.2) and step.min() >= dtype.type(1e-3)
+
+
 # ---------------------------------------------------------------- layouts
 # Layout handling doesn't depend on the dtype, and every layout combination is a separate Numba
 # compilation, so these run in the default dtype only.
@@ -321,7 +394,7 @@ def test_mixed_layouts(kernels, ref, dtype, rng):
     Yhat, Y = probabilities(rng, (h, d), dtype, F), make(rng, (h, d), dtype, C, low=0, high=1)
     check("output_backward", (Yhat, Y), out_layout=C)
     Z = make(rng, (h, d), dtype, F, low=-6, high=6)
-    for loss in ("bce_logits", "cross_entropy_logits"):
+    for loss in ("bce_logits", "cross_entropy_logits", "poisson_logits"):
         J = getattr(kernels, f"{loss}_forward")(Z, Y)
         assert_close(J, getattr(ref, f"{loss}_forward")(Z, Y), dtype)
     check("sigmoid_forward", (make(rng, (h, d), dtype, C, low=-4, high=4),))
@@ -330,6 +403,8 @@ def test_mixed_layouts(kernels, ref, dtype, rng):
     check("softmax_backward", (make(rng, (h, d), dtype, C), A))
     A = activation_output(ref, "relu", with_zeros(Z.copy()))
     check("relu_backward", (make(rng, (h, d), dtype, C), A))
+    check("gelu_backward", (make(rng, (h, d), dtype, C), make(rng, (h, d), dtype, F, low=-4, high=4)))
+    check("huber_backward", (make(rng, (h, d), dtype, F, low=-2, high=2), make(rng, (h, d), dtype, C)))
 
     # The layer kernels: C-ordered inputs (X.T of an F-ordered X), F-ordered weights and workspace.
     W, A_prev = make(rng, (h, n), dtype, F), make(rng, (n, d), dtype, C)
@@ -464,7 +539,68 @@ def test_large_arrays_take_the_parallel_path(kernels, ref, act):
     for k in (kernels, ref):
         dZ, dW, db = np.full((h, d), np.nan, np.float32, order="F"), np.empty((h, n), np.float32), np.empty((h, 1), np.float32)
         dAp = np.full((n, d), np.nan, np.float32, order="F")
-        k.layer_backward(dA, Ar, act, W, A_prev, dZ, dW, db, dAp)
+        k.layer_backward(dA, Zr if act in BACKWARD_FROM_Z else Ar, act, W, A_prev, dZ, dW, db, dAp)
         outs.append((dZ, dW, db, dAp))
     for got, want in zip(*outs):
         assert_close(got, want, np.float32)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.9])
+def test_dropout_mask(kernels, ref, dtype, layout, shape, p):
+    # the same counter-based mask on every backend, element for element
+    h, _, d = shape
+    M, M_ref = nans((h, d), dtype, layout), nans((h, d), dtype, "F")
+    kernels.dropout_mask(2**63 - 5, 17, 3, p, M)
+    ref.dropout_mask(2**63 - 5, 17, 3, p, M_ref)
+    np.testing.assert_array_equal(M, M_ref)
+    assert np.all((M == 0) | (M == dtype.type(1) / dtype.type(1 - p)))
+
+
+def test_elu_softplus_exp_at_extremes(kernels, ref, dtype):
+    """No overflow warning from the branch not taken; softplus is Z above 20 and its derivative
+    1 there; elu saturates at -1; exp overflows to inf quietly (the network calls it divergence)."""
+    Z = np.array([[-800, -30, -1e-3, 0], [1e-3, 19.5, 20, 20.5], [30, 80, 700, 800]], dtype=dtype, order="F")
+    big = Z > np.log(np.finfo(dtype).max)
+    with np.errstate(**NO_FP_ERRORS):
+        for act in ("elu", "softplus"):
+            A, A_ref = nans(Z.shape, dtype), nans(Z.shape, dtype)
+            getattr(kernels, f"{act}_forward")(Z, A)
+            getattr(ref, f"{act}_forward")(Z, A_ref)
+            assert_close(A, A_ref, dtype)
+            dZ, dZ_ref = nans(Z.shape, dtype), nans(Z.shape, dtype)
+            getattr(kernels, f"{act}_backward")(np.ones_like(Z), A, dZ)
+            getattr(ref, f"{act}_backward")(np.ones_like(Z), A_ref, dZ_ref)
+            assert_close(dZ, dZ_ref, dtype)
+            if act == "softplus":
+                assert np.array_equal(A[1:, 3:], Z[1:, 3:]) and A[2, 0] == 30 and (dZ[2] == 1).all()
+                assert A[0, 0] == 0 and dZ[0, 0] == 0
+                assert A[1, 2] > 20 if dtype == np.float64 else A[1, 2] == 20  # log1p(exp(20)) = 20 + 2e-9
+            else:
+                assert A[0, 0] == -1 and dZ[0, 0] == 0 and (dZ[1:, 1:] == 1).all()
+    A = nans(Z.shape, dtype)
+    with np.errstate(over="ignore"):
+        kernels.exp_forward(Z, A)
+    assert np.isinf(A[big]).all() and np.isfinite(A[~big]).all()
+
+
+def test_gelu_at_extremes(kernels, ref, dtype):
+    Z = np.array([[-800, -40, -5, 0], [5, 40, 800, 1e-3]], dtype=dtype, order="F")
+    A, dZ = nans(Z.shape, dtype), nans(Z.shape, dtype)
+    with np.errstate(**NO_FP_ERRORS):
+        kernels.gelu_forward(Z, A)
+        kernels.gelu_backward(np.ones_like(Z), Z, dZ)
+    assert A[0, 0] == 0 and A[0, 3] == 0 and A[1, 2] == 800 and dZ[1, 2] == 1 and dZ[0, 0] == 0
+    A_ref, dZ_ref = nans(Z.shape, dtype), nans(Z.shape, dtype)
+    ref.gelu_forward(Z, A_ref)
+    ref.gelu_backward(np.ones_like(Z), Z, dZ_ref)
+    assert_close(A, A_ref, dtype)
+    assert_close(dZ, dZ_ref, dtype)
+
+
+def test_poisson_logits_equals_poisson_of_exp(kernels, dtype, rng):
+    """The log-rate form is the same loss as the general one at exp(Z), where that is accurate."""
+    Z = make(rng, (3, 40), dtype, "F", low=-3, high=3)
+    Y = make(rng, (3, 40), dtype, "F", low=0, high=5).round()
+    Yhat = np.exp(Z)
+    assert_close(kernels.poisson_logits_forward(Z, Y), kernels.poisson_forward(Yhat, Y), dtype,
+                 rtol=10 * TOL_RTOL[np.dtype(dtype)])

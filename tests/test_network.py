@@ -9,11 +9,12 @@ from pynn.backends import BACKENDS
 
 from conftest import NET_TOL, make
 
-HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "linear"]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "linear"]
 # canonical pairs first, then pairs that take the general chain rule
-PAIRS = [("linear", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"),
+PAIRS = [("linear", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"), ("exp", "poisson"),
          ("sigmoid", "mse"), ("tanh", "mse"), ("softmax", "mse"), ("relu", "mse"),
-         ("softmax", "bce"), ("sigmoid", "cross_entropy")]
+         ("softmax", "bce"), ("sigmoid", "cross_entropy"), ("softplus", "poisson"), ("linear", "mae"),
+         ("linear", "huber"), ("gelu", pynn.losses.Huber(0.3)), ("elu", "mse")]
 
 
 def targets(rng, loss, m, d, dtype):
@@ -23,6 +24,8 @@ def targets(rng, loss, m, d, dtype):
         return Y
     if loss == "bce":
         return (rng.random((m, d)) > 0.5).astype(dtype)
+    if loss == "poisson":
+        return rng.poisson(1.5, size=(m, d)).astype(dtype)
     return rng.normal(size=(m, d)).astype(dtype)
 
 
@@ -127,6 +130,25 @@ def test_fit_matches_reference(backend, rng):
         np.testing.assert_allclose(b.W, a.W, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("hidden, output, loss", [("gelu", "exp", "poisson"), ("elu", "linear", pynn.losses.Huber(0.5)),
+                                                  ("softplus", "linear", "mae"), ("gelu", "gelu", "huber")])
+def test_fit_and_train_step_with_new_losses_match_reference(backend, hidden, output, loss, rng):
+    """The fused paths (whole epochs in the core, one train_step) get Huber's delta and keep
+    gelu's Z as the per-kernel reference does."""
+    ref, net = pair_of_nets([4, 10, 6, 3], hidden, output, "float64", backend)
+    X = rng.normal(size=(120, 4)).T
+    Y = targets(rng, getattr(loss, "name", loss), 3, 120, np.float64) * (1 if loss == "poisson" else 2)
+    kw = dict(loss=loss, epochs=2, batch_size=16, seed=3, validation_data=(X[:, :30], Y[:, :30]))
+    h_ref = ref.fit(X, Y, optimizer=pynn.Adam(0.01), **kw)
+    h = net.fit(X, Y, optimizer=pynn.Adam(0.01), **kw)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(h[key], h_ref[key], rtol=1e-9, err_msg=key)
+    opt, opt_ref = pynn.SGD(0.05, momentum=0.9), pynn.SGD(0.05, momentum=0.9)
+    for _ in range(3):
+        assert net.train_step(X, Y, loss, opt) == pytest.approx(ref.train_step(X, Y, loss, opt_ref), rel=1e-10)
+    np.testing.assert_allclose(net._params, ref._params, rtol=1e-9, atol=1e-12)
+
+
 def test_forward_out_and_no_state(backend, rng):
     net = pynn.Network.from_sizes([3, 5, 2], backend=backend, seed=0)
     X = rng.normal(size=(3, 7)).astype(np.float32)
@@ -162,6 +184,14 @@ def test_initialisation_scales():
     assert np.var(normal.layers[0].W) == pytest.approx(2 / 400, rel=0.03)
 
 
+@pytest.mark.parametrize("act, var", [("elu", 2 / 400), ("gelu", 2 / 400), ("softplus", 2 / 400),
+                                      ("exp", 2 / 700), ("tanh", 2 / 700)])
+def test_default_initialisation_of_the_new_activations(act, var):
+    # the rectifier family (elu, gelu, softplus) draws He-uniform, like relu; exp, Glorot-uniform
+    net = pynn.Network([pynn.Dense(400, 300, act)], seed=0, dtype="float64")
+    assert np.var(net.layers[0].W) == pytest.approx(var, rel=0.03)
+
+
 def test_weights_are_views_of_one_buffer():
     net = pynn.Network.from_sizes([3, 4, 2], seed=0, backend="numpy")
     net.layers[0].W[0, 0] = 5.0          # in-place edits reach the network
@@ -177,27 +207,33 @@ def test_weights_read_before_joining_are_kept():
     assert (net.layers[0].W == 0.25).all()
 
 
-@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
-def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, rng):
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "gelu"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+def test_per_kernel_path_matches_fused_path(backend, dtype, hidden, weighted, rng):
     # cpp and (small-net) numba run whole steps in a fused model; the per-kernel loop is what
-    # large numba networks use. Both must give the reference's numbers.
+    # large numba networks use. Both must give the reference's numbers, with sample weights too
+    # (whose first batch of 8, in order, weighs nothing and is skipped).
     sizes = [6, 9, 4]
     fused, per_kernel = (pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend=backend, seed=0)
                          for _ in range(2))
     per_kernel._model = None
     ref = pynn.Network.from_sizes(sizes, hidden=hidden, dtype=dtype, backend="numpy", seed=0)
     X, y = make(rng, (6, 40), dtype, "F"), rng.integers(0, 4, 40)
+    s = np.r_[np.zeros(8), rng.uniform(0, 3, 32)] if weighted else None
     for net in (fused, per_kernel):
-        J, g = net.loss_and_grads(X, y, "cross_entropy")
-        J_ref, g_ref = ref.loss_and_grads(X, y, "cross_entropy")
+        J, g = net.loss_and_grads(X, y, "cross_entropy", sample_weight=s)
+        J_ref, g_ref = ref.loss_and_grads(X, y, "cross_entropy", sample_weight=s)
         assert J == pytest.approx(J_ref, rel=NET_TOL[dtype])
         assert_grads_close(g, g_ref, dtype)
-    kw = dict(loss="cross_entropy", epochs=2, batch_size=8, seed=1)
-    h_ref = ref.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
-    for net in (fused, per_kernel):
-        h = net.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
-        np.testing.assert_allclose(h.loss, h_ref.loss, rtol=10 * NET_TOL[dtype])
-        np.testing.assert_allclose(net._params, ref._params, rtol=10 * NET_TOL[dtype], atol=10 * NET_TOL[dtype])
+    for shuffle in (True, False) if weighted else (True,):
+        kw = dict(loss="cross_entropy", epochs=2, batch_size=8, seed=1, sample_weight=s, shuffle=shuffle)
+        h_ref = ref.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+        for net in (fused, per_kernel):
+            h = net.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+            np.testing.assert_allclose(h.loss, h_ref.loss, rtol=10 * NET_TOL[dtype])
+            np.testing.assert_allclose(h.accuracy, h_ref.accuracy, rtol=10 * NET_TOL[dtype])
+            np.testing.assert_allclose(net._params, ref._params, rtol=10 * NET_TOL[dtype],
+                                       atol=10 * NET_TOL[dtype])
 
 
 def test_large_numba_network_takes_the_per_kernel_path():
@@ -228,3 +264,18 @@ def test_concurrent_predictions_equal_serial_ones(backend, rng):
     for i, outs in enumerate(results):
         for k, got in enumerate(outs):
             np.testing.assert_array_equal(got, serial[(i + k) % len(batches)])
+
+
+def test_fused_codes_follow_the_python_tables():
+    """numba_fused numbers activations and losses as the tables do (the compiled core's enums in
+    csrc/kernels.hpp are checked by every loss × activation equality test above)."""
+    from conftest import backend_module
+    from pynn.backends import ACTIVATION_KERNELS
+    from pynn.losses import LOSSES
+
+    backend_module("numba")
+    from pynn.backends import numba_fused as nf
+
+    assert list(nf.ACT_CODES) == list(ACTIVATION_KERNELS) and list(nf.ACT_CODES.values()) == list(range(10))
+    assert [nf.MSE, nf.BCE, nf.CROSS_ENTROPY, nf.MAE, nf.HUBER, nf.POISSON] == [LOSSES.index(n) for n in LOSSES]
+    assert LOSSES == ("mse", "bce", "cross_entropy", "mae", "huber", "poisson")

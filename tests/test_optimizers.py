@@ -78,3 +78,20 @@ def test_optimizer_state_is_per_network(rng):
         c.train_step(X, Y, "mse", own)
     np.testing.assert_array_equal(flat(a), flat(c))
     np.testing.assert_array_equal(flat(b), flat(c))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: pynn.RMSprop(alpha=1.0), ValueError, "alpha"),
+    (lambda: pynn.RMSprop(eps=0.0), ValueError, "eps"),
+    (lambda: pynn.RMSprop(momentum=-0.1), ValueError, "momentum"),
+    (lambda: pynn.RMSprop(weight_decay=-1.0), ValueError, "weight_decay"),
+    (lambda: pynn.RMSprop(centered="yes"), TypeError, "centered must be a bool"),
+    (lambda: pynn.Rprop(lr=0.0), ValueError, "lr"),
+    (lambda: pynn.Rprop(etas=(1.5, 1.2)), ValueError, r"0 < eta_minus < 1 < eta_plus, got \(1.5, 1.2\)"),
+    (lambda: pynn.Rprop(etas=0.5), TypeError, "etas must be a pair"),
+    (lambda: pynn.Rprop(step_sizes=(1.0, 0.1)), ValueError, r"step_min <= step_max, got \(1.0, 0.1\)"),
+    (lambda: pynn.Rprop(step_sizes=(0.0, "big")), TypeError, r"step_sizes\[1\]"),
+])
+def test_rmsprop_and_rprop_settings_are_checked(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()

@@ -81,6 +81,30 @@ def test_fused_training_with_penalties_equals_the_reference(backend, dtype, size
     assert_close(got._params, ref._params, dtype, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", pynn.losses.Huber(0.3)], ids=["cross_entropy", "huber"])
+def test_penalties_with_dropout_sample_weights_and_gelu_equal_the_reference(backend, loss, rng):
+    # the penalty is added once to the weighted mean, and its gradient after dropout's backward
+    X = rng.normal(size=(5, 40))
+    s = rng.uniform(0.1, 2.0, 40)
+    classify = loss == "cross_entropy"
+    Y = rng.integers(0, 3, 40) if classify else rng.normal(size=(3, 40))
+    nets, J = {}, {}
+    for name in ("numpy", backend):
+        layers = [pynn.Dense(5, 8, "gelu", dropout=0.2, l1=0.01, l2=0.03),
+                  pynn.Dense(8, 3, "softmax" if classify else "linear", l2=0.05)]
+        net = nets[name] = pynn.Network(layers, dtype="float64", backend=name, seed=1)
+        J[name] = net.loss(X, Y, loss, sample_weight=s)
+        if name == "numpy":  # the same weights without penalties: J differs by the formula exactly
+            plain = pynn.Network([pynn.Dense(l.n_in, l.n_out, l.activation, init=(l.W, l.b)) for l in net.layers],
+                                 dtype="float64", backend="numpy")
+            assert J[name] == pytest.approx(plain.loss(X, Y, loss, sample_weight=s) + penalty_by_hand(net), rel=1e-13)
+        net.fit(X, Y, loss=loss, optimizer=pynn.Adam(1e-2), epochs=3, batch_size=8, seed=2, sample_weight=s)
+    ref = nets["numpy"]
+    assert J[backend] == pytest.approx(J["numpy"], rel=1e-12)
+    np.testing.assert_allclose(nets[backend].history.loss, ref.history.loss, rtol=1e-10)
+    np.testing.assert_allclose(nets[backend]._params, ref._params, rtol=1e-10, atol=1e-12)
+
+
 def test_changing_a_layer_penalty_reaches_the_fused_model(backend, rng):
     X, y = data(rng, "cross_entropy")
     net = pynn.Network.from_sizes([4, 5, 3], dtype="float64", backend=backend, seed=0)

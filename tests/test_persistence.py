@@ -32,6 +32,8 @@ ARCHS = {
     "tanh-leaky-sigmoid": lambda: [pynn.Dense(3, 4, "tanh"), pynn.Dense(4, 4, "leaky_relu"), pynn.Dense(4, 1, "sigmoid")],
     "sigmoid-linear": lambda: [pynn.Dense(3, 6, "sigmoid"), pynn.Dense(6, 2, "linear")],
     "identity": lambda: [pynn.Dense(3, 2, "identity")],
+    "elu-gelu-softplus-exp": lambda: [pynn.Dense(3, 4, "elu"), pynn.Dense(4, 5, "gelu"), pynn.Dense(5, 4, "softplus"),
+                                      pynn.Dense(4, 2, "exp")],
 }
 
 
@@ -74,25 +76,27 @@ def test_round_trip_is_bit_exact(tmp_path, backend, dtype, arch):
     assert np.array_equal(loaded.predict(X), want)
 
 
-def test_round_trip_after_training(tmp_path, backend, dtype):
-    net = pynn.Network.from_sizes([3, 6, 3], hidden="tanh", output="softmax", dtype=dtype, backend=backend, seed=1)
-    X, Y = batch(3, 24, seed=1), np.arange(24) % 3
-    net.fit(X, Y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=3, batch_size=8, seed=0)
-    untrained = pynn.Network.from_sizes([3, 6, 3], hidden="tanh", output="softmax", dtype=dtype, seed=1)
+@pytest.mark.parametrize("hidden, output, loss", [("tanh", "softmax", "cross_entropy"), ("gelu", "exp", "poisson")])
+def test_round_trip_after_training(tmp_path, backend, dtype, hidden, output, loss):
+    net = pynn.Network.from_sizes([3, 6, 3], hidden=hidden, output=output, dtype=dtype, backend=backend, seed=1)
+    X = batch(3, 24, seed=1)
+    Y = np.arange(24) % 3 if loss == "cross_entropy" else np.random.default_rng(1).poisson(1.0, (3, 24))
+    net.fit(X, Y, loss=loss, optimizer=pynn.Adam(0.05), epochs=3, batch_size=8, seed=0)
+    untrained = pynn.Network.from_sizes([3, 6, 3], hidden=hidden, output=output, dtype=dtype, seed=1)
     assert not np.array_equal(net.layers[0].W, untrained.layers[0].W)  # training did move the weights
     path = tmp_path / "trained.npz"
     net.save(path)
     loaded = pynn.load(path)
     assert_same_network(loaded, net)
     assert np.array_equal(loaded.predict(X), net.predict(X))
-    J, grads = net.loss_and_grads(X, Y, "cross_entropy")
-    J2, grads2 = loaded.loss_and_grads(X, Y, "cross_entropy")
+    J, grads = net.loss_and_grads(X, Y, loss)
+    J2, grads2 = loaded.loss_and_grads(X, Y, loss)
     assert J2 == J
     for (dW, db), (dW2, db2) in zip(grads, grads2):
         assert np.array_equal(dW2, dW) and np.array_equal(db2, db)
     # and it trains on exactly as the original does (plain SGD keeps no state)
     for n in (net, loaded):
-        n.train_step(X, Y, "cross_entropy", pynn.SGD(0.1))
+        n.train_step(X, Y, loss, pynn.SGD(0.1))
     assert_same_network(loaded, net)
 
 
@@ -353,9 +357,9 @@ BAD_HEADERS = {
     "layer-not-dict": (small_header(layers=[3, 4]), r""),
     "layer-missing-size": (small_header(layers=[{"n_in": 2, "activation": "relu"}]), r"n_out"),
     "layer-size-0": (small_header(layers=[{"n_in": 0, "n_out": 3, "activation": "relu"}]), r"'n_in' must be a positive int, got 0"),
-    "unknown-activation": (small_header(layers=[{"n_in": 2, "n_out": 3, "activation": "gelu"},
+    "unknown-activation": (small_header(layers=[{"n_in": 2, "n_out": 3, "activation": "selu"},
                                                 {"n_in": 3, "n_out": 1, "activation": "sigmoid"}]),
-                           r"activation must be one of .*got 'gelu'"),
+                           r"activation must be one of .*got 'selu'"),
     "header-is-list": ([1, 2, 3], r"does not name the pynn format"),
 }
 
@@ -528,5 +532,67 @@ def test_header_describing_an_impossible_network(tmp_path, case):
 ], ids=["deeply-nested", "size-Infinity", "size-1e400"])
 def test_header_with_pathological_json(tmp_path, raw):
     path = write_npz(tmp_path / "m.npz", raw, small_arrays())
+    with rejected(path):
+        pynn.load(path)
+
+
+# ---------------------------------------------------------------- metadata (optional, format 1)
+def test_metadata_round_trip(tmp_path, backend):
+    net = pynn.Network(ARCHS["relu-softmax"](), backend=backend, seed=0)
+    assert net.metadata == {}
+    meta = {"features": ["sepal length", "größe", "x,y"], "classes": ["a", 2, 3.5, None, True],
+            "scaling": {"mean": [0.25, -1e300], "std": [1.0, 5e-324]}, "target": "species"}
+    net.metadata = meta
+    path = tmp_path / "m.npz"
+    net.save(path)
+    header, _ = read_npz(path)
+    assert header["metadata"] == meta and header["format_version"] == 1
+    loaded = pynn.load(path)
+    assert loaded.metadata == meta
+    assert loaded.metadata is not meta
+
+
+def test_file_without_metadata_loads_with_empty_metadata(tmp_path):
+    path = write_npz(tmp_path / "m.npz", small_header(), small_arrays())
+    assert pynn.load(path).metadata == {}
+
+
+def test_file_written_by_pynn_0_1_0_still_loads():
+    """tests/data/model_format1_pynn0.1.0.npz was written by pynn 0.1.0 (before metadata): a
+    3-4-3 tanh/softmax float32 network. Its predictions are recomputed here from its own arrays."""
+    path = pathlib.Path(__file__).parent / "data" / "model_format1_pynn0.1.0.npz"
+    header, arrays = read_npz(path)
+    assert "metadata" not in header and header["pynn_version"] == "0.1.0"
+    net = pynn.load(path, backend="numpy")
+    assert net.sizes == [3, 4, 3] and net.dtype == np.float32 and net.metadata == {}
+    X = batch(3).astype(np.float64)
+    Z1 = arrays["W0"].astype(np.float64) @ X + arrays["b0"]
+    Z2 = arrays["W1"].astype(np.float64) @ np.tanh(Z1) + arrays["b1"]
+    want = np.exp(Z2 - Z2.max(axis=0)) / np.exp(Z2 - Z2.max(axis=0)).sum(axis=0)
+    np.testing.assert_allclose(net.predict(X), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, why", [
+    ([1, 2], "be a dict, got list"),
+    ({"x": np.float32(1)}, "JSON values"),
+    ({"x": float("nan")}, "JSON values"),
+    ({"x": (1, 2)}, "would not read back"),
+    ({1: "x"}, "would not read back"),
+    ({"x": object()}, "JSON values"),
+], ids=["list", "numpy-scalar", "nan", "tuple", "int-key", "object"])
+def test_metadata_that_json_cannot_store_is_refused_before_writing(tmp_path, bad, why):
+    path = tmp_path / "m.npz"
+    net = pynn.Network(ARCHS["identity"](), seed=0)
+    net.save(path)
+    before = path.read_bytes()
+    net.metadata = bad
+    with pytest.raises(TypeError, match=f"net.metadata must .*{re.escape(why)}"):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_file_with_malformed_metadata_is_rejected(tmp_path):
+    path = write_npz(tmp_path / "m.npz", small_header(metadata=["not", "a", "dict"]), small_arrays())
     with rejected(path):
         pynn.load(path)

@@ -19,29 +19,43 @@ kernel                                                    math
 ``dense_backward(dZ, A_prev, W, dW, db, dA_prev)``        ``dW = dZ A_prevᵀ; db = dZ·1; dA_prev = Wᵀ dZ``
 ``<act>_forward(Z, A)``                                   ``A = act(Z)``
 ``<act>_backward(dA, A, dZ)``                             ``dZ = dA ⊙ act'(Z)``, computed from ``A``
+``gelu_backward(dA, Z, dZ)``                              the one exception: from ``Z`` (see below)
 ``<loss>_forward(Yhat, Y) -> J``                          ``J = (1/d) Σ_i L(yhat_i, y_i)``
 ``<loss>_backward(Yhat, Y, dYhat)``                       ``dYhat = ∂J/∂Yhat``
+``huber_{forward,backward}(..., delta=1.0)``             the Huber loss takes its ``delta`` last
 ``bce_logits_forward(Z, Y) -> J``                         bce of ``sigmoid(Z)``, computed from ``Z``
 ``cross_entropy_logits_forward(Z, Y) -> J``               cross-entropy of ``softmax(Z)``, from ``Z``
+``poisson_logits_forward(Z, Y) -> J``                     poisson of ``exp(Z)``, from the log-rate ``Z``
 ``output_backward(Yhat, Y, dZ)``                          ``dZ = (Yhat - Y) / d`` (canonical pairs)
 ``layer_forward(W, A_prev, b, act, Z, A)``                ``dense_forward`` then ``<act>_forward``
 ``layer_backward(dA, A, act, W, A_prev, dZ, dW, db, dA_prev)``  ``<act>_backward`` then ``dense_backward``
+``dropout_mask(seed, step, layer, p, M)``                 ``M = 0`` w.p. ``p`` else ``1/(1-p)``, hashed per element
 ``sgd_update(p, g, v, lr, momentum, nesterov)``           SGD with momentum, as ``torch.optim.SGD``
 ``adam_update(p, g, m, v, t, lr, beta1, beta2, eps, wd)`` Adam / AdamW, as ``torch.optim.AdamW``
+``rmsprop_update(p, g, s, gbar, buf, lr, alpha, ...)``    RMSprop, as ``torch.optim.RMSprop``
+``rprop_update(p, g, prev, step, eta_minus, ...)``         iRprop−, as ``torch.optim.Rprop``
 ========================================================  ===============================================
 
 ``dA_prev`` may be ``None`` (the first layer needs no input gradient). In the fused
 ``layer_*`` kernels ``Z`` may be ``A`` and ``dZ`` may be ``dA``.
+
+Backward kernels read ``A`` (sklearn's trick: a hidden layer's ``Z`` need not be kept), except
+for the activations of ``pynn.activations.BACKWARD_FROM_Z`` (gelu, whose ``A`` does not
+determine ``Z``): ``gelu_backward`` and ``layer_backward(..., act="gelu")`` take ``Z`` in the
+place of ``A``, and the network keeps ``Z`` for those layers.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import logging
 from types import ModuleType
 
-ACTIVATION_KERNELS = ("sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax")
-LOSS_KERNELS = ("mse", "bce", "cross_entropy")
+log = logging.getLogger("pynn")
+
+ACTIVATION_KERNELS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "exp", "linear", "softmax")
+LOSS_KERNELS = ("mse", "bce", "cross_entropy", "mae", "huber", "poisson")
 
 KERNELS: tuple[str, ...] = (
     "dense_forward",
@@ -50,11 +64,15 @@ KERNELS: tuple[str, ...] = (
     *(f"{l}_{d}" for l in LOSS_KERNELS for d in ("forward", "backward")),
     "bce_logits_forward",
     "cross_entropy_logits_forward",
+    "poisson_logits_forward",
     "output_backward",
     "layer_forward",
     "layer_backward",
+    "dropout_mask",
     "sgd_update",
     "adam_update",
+    "rmsprop_update",
+    "rprop_update",
 )
 
 # Fastest first: "auto" takes the first that imports.
@@ -88,7 +106,8 @@ def get_backend(name: str) -> ModuleType:
 def _importable(name: str) -> bool:
     try:
         get_backend(name)
-    except ImportError:
+    except ImportError as e:
+        log.debug("backend %r is not available: %s", name, e)
         return False
     return True
 
@@ -99,7 +118,17 @@ def _first_available() -> str:
 
 
 def available_backends() -> list[str]:
-    """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``."""
+    """Names of the backends that work here, fastest first, e.g. ``["cpp", "numba", "numpy"]``.
+
+    A backend is missing when it cannot be imported (the compiled core not built, Numba not
+    installed); the reason is logged at DEBUG level on the ``pynn`` logger.
+
+    Examples
+    --------
+    >>> import pynn
+    >>> "numpy" in pynn.available_backends()  # the reference is always there
+    True
+    """
     return [name for name in _MODULES if _importable(name)]
 
 

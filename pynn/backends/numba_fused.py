@@ -14,18 +14,20 @@ independent lanes, no floating-point reduction to reorder. Formulas are the refe
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 
-from pynn.backends.numba_kernels import _jit  # imports Numba with the pool's wait policy set
-from pynn.backends.reference import LEAKY_SLOPE
+from pynn.backends.numba_kernels import _dropout_mask, _jit  # imports Numba with the pool's wait policy set
+from pynn.backends.reference import (ELU_ALPHA, INV_SQRT_2PI, LEAKY_SLOPE, SOFTPLUS_A_THRESHOLD, SOFTPLUS_THRESHOLD,
+                                     SQRT1_2)
 
-SIGMOID, TANH, RELU, LEAKY_RELU, LINEAR, SOFTMAX = range(6)
-ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "linear": LINEAR,
-             "softmax": SOFTMAX}
-MSE, BCE, CROSS_ENTROPY = range(3)  # the order of pynn.losses.LOSSES
-SGD, ADAM = 1, 2
+SIGMOID, TANH, RELU, LEAKY_RELU, ELU, GELU, SOFTPLUS, EXP, LINEAR, SOFTMAX = range(10)
+ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU, "gelu": GELU,
+             "softplus": SOFTPLUS, "exp": EXP, "linear": LINEAR, "softmax": SOFTMAX}
+MSE, BCE, CROSS_ENTROPY, MAE, HUBER, POISSON = range(6)  # the order of pynn.losses.LOSSES
+SGD, ADAM, RMSPROP, RPROP = 1, 2, 3, 4
 
 # Above this many parameters the products dominate and NumPy's BLAS (the per-kernel path) wins.
 MAX_PARAMS = 20_000
@@ -37,7 +39,16 @@ class InvalidInput(ValueError):
 
 # ---------------------------------------------------------------- one element
 @_jit
-def _value(act, z, one, zero, slope):
+def _consts(a):
+    """The activations' constants in a's dtype (a Python float would promote float32 math)."""
+    T = a.dtype.type
+    return (T(1), T(0), T(LEAKY_SLOPE), T(ELU_ALPHA), T(0.5), T(SQRT1_2), T(INV_SQRT_2PI), T(SOFTPLUS_THRESHOLD),
+            T(SOFTPLUS_A_THRESHOLD))
+
+
+@_jit
+def _value(act, z, c):
+    one, zero, slope, alpha, half, sqrt1_2, _, threshold, _ = c
     if act == SIGMOID:
         e = np.exp(-abs(z))
         return one / (one + e) if z >= zero else e / (one + e)
@@ -47,12 +58,21 @@ def _value(act, z, one, zero, slope):
         return z if z > zero else zero
     if act == LEAKY_RELU:
         return z if z > zero else slope * z
+    if act == ELU:
+        return z if z > zero else alpha * np.expm1(z)
+    if act == GELU:
+        return z * (half * math.erfc(-z * sqrt1_2))
+    if act == SOFTPLUS:
+        return z if z > threshold else max(z, zero) + np.log1p(np.exp(-abs(z)))
+    if act == EXP:
+        return np.exp(z)
     return z
 
 
 @_jit
-def _grad(act, da, a, one, zero, slope):
-    """dz = da ⊙ act'(z), from a = act(z)."""
+def _grad(act, da, a, c):
+    """dz = da ⊙ act'(z), from a = act(z) — or, for gelu, from a = z (the caller passes Z)."""
+    one, zero, slope, alpha, half, sqrt1_2, inv_sqrt_2pi, _, a_threshold = c
     if act == SIGMOID:
         return da * (a * (one - a))
     if act == TANH:
@@ -61,6 +81,14 @@ def _grad(act, da, a, one, zero, slope):
         return da if a > zero else zero
     if act == LEAKY_RELU:
         return da if a > zero else slope * da
+    if act == ELU:
+        return da if a > zero else da * (a + alpha)
+    if act == GELU:
+        return da * (half * math.erfc(-a * sqrt1_2) + a * (inv_sqrt_2pi * np.exp(-half * a * a)))
+    if act == SOFTPLUS:
+        return da if a > a_threshold else da * -np.expm1(-a)
+    if act == EXP:
+        return da * a
     return da
 
 
@@ -131,20 +159,33 @@ def _input_grad(W, dZ, dP, d):
 
 # ---------------------------------------------------------------- forward
 @_jit
-def _forward(params, offs, sizes, acts, X, ws, Zout, d):
-    """Every layer's A into the workspace; the output logits also into Zout."""
-    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
+def _dropped(drop, l, train):
+    return train and drop[0][l] > 0
+
+
+@_jit
+def _forward(params, offs, sizes, acts, X, ws, wz, Zout, d, drop, train):
+    """Every layer's A into the workspace; the output logits also into Zout, and the Z of hidden
+    gelu layers (whose backward reads Z) into wz. In a training step (``train``) a dropout
+    layer's successor reads D = A ⊙ M, drop = (rates, seed, step, M's workspace, D's workspace)
+    and M = dropout_mask(seed, step, l); A stays for act'(A)."""
+    c = _consts(params)
+    zero = c[1]
     L = acts.shape[0]
     for l in range(L):
         W, b, A = _W(params, offs, sizes, l), _b(params, offs, sizes, l), _act_view(ws, sizes, l, d)
         h, n = W.shape
         if l == 0:
             _affine(W, b, X, A, d)
+        elif _dropped(drop, l - 1, train):
+            _affine(W, b, _act_view(drop[4], sizes, l - 1, d), A, d)
         else:
             _affine(W, b, _act_view(ws, sizes, l - 1, d), A, d)
+        act = acts[l]
         if l == L - 1:
             Zout[:, :d] = A
-        act = acts[l]
+        elif act == GELU:
+            _act_view(wz, sizes, l, d)[:, :] = A
         if act == SOFTMAX:
             for j in range(d):
                 zmax = A[0, j]
@@ -160,13 +201,19 @@ def _forward(params, offs, sizes, acts, X, ws, Zout, d):
         elif act != LINEAR:
             for i in range(h):
                 for j in range(d):
-                    A[i, j] = _value(act, A[i, j], one, zero, slope)
+                    A[i, j] = _value(act, A[i, j], c)
+        if _dropped(drop, l, train):
+            M, D = _act_view(drop[3], sizes, l, d), _act_view(drop[4], sizes, l, d)
+            _dropout_mask(drop[1][0], drop[2][0], l, drop[0][l], M, h, d)
+            for i in range(h):
+                for j in range(d):
+                    D[i, j] = A[i, j] * M[i, j]
 
 
 # ---------------------------------------------------------------- loss
 @_jit
-def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
-    """J = (1/d) Σ_i L_i; bce and cross-entropy from the logits for the canonical pairs."""
+def _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta):
+    """J = (1/d) Σ_i L_i; bce, cross-entropy and poisson from Z for the canonical pairs."""
     out = acts[acts.shape[0] - 1]
     Yhat = _act_view(ws, sizes, acts.shape[0] - 1, d)
     m = Yhat.shape[0]
@@ -189,6 +236,11 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
             lse = zmax + np.log(se)
             for i in range(m):
                 s += Y[i, j] * (lse - Zout[i, j])
+    elif out == EXP and loss == POISSON:
+        for i in range(m):
+            for j in range(d):
+                z = Zout[i, j]
+                s += np.exp(z) - Y[i, j] * z
     elif loss == MSE:
         for i in range(m):
             for j in range(d):
@@ -200,6 +252,22 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
             for j in range(d):
                 p = min(max(Yhat[i, j], e), one - e)
                 s -= Y[i, j] * np.log(p) + (one - Y[i, j]) * np.log(one - p)
+    elif loss == MAE:
+        for i in range(m):
+            for j in range(d):
+                s += abs(Yhat[i, j] - Y[i, j])
+    elif loss == HUBER:
+        dl = Yhat.dtype.type(delta)
+        for i in range(m):
+            for j in range(d):
+                r = abs(Yhat[i, j] - Y[i, j])
+                s += half * r * r if r <= dl else dl * (r - half * dl)
+    elif loss == POISSON:
+        e = Yhat.dtype.type(eps)
+        for i in range(m):
+            for j in range(d):
+                yh = Yhat[i, j]
+                s += yh - Y[i, j] * np.log(max(yh, e))
     else:
         e = Yhat.dtype.type(eps)
         for i in range(m):
@@ -208,12 +276,49 @@ def _loss(acts, sizes, ws, Zout, Y, loss, d, eps):
     return s / d
 
 
+@_jit
+def _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw, delta):
+    """J = Σ s_j L_j / Σ s_j, each L_j being _loss on a batch of that one column."""
+    L, m = acts.shape[0], Y.shape[0]
+    o = 0
+    for k in range(L - 1):
+        o += sizes[k + 1]
+    ws1 = np.empty(o + m, ws.dtype)  # the d = 1 workspace layout: only the output layer is read
+    Z1, Y1 = np.empty((m, 1), ws.dtype), np.empty((m, 1), ws.dtype)
+    A = _act_view(ws, sizes, L - 1, d)
+    num, den = 0.0, 0.0
+    for j in range(d):
+        if sw[j] == 0:
+            continue
+        for i in range(m):
+            ws1[o + i], Z1[i, 0], Y1[i, 0] = A[i, j], Zout[i, j], Y[i, j]
+        num += sw[j] * _loss(acts, sizes, ws1, Z1, Y1, loss, 1, eps, delta)
+        den += sw[j]
+    return num / den
+
+
 # ---------------------------------------------------------------- backward
 @_jit
-def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps):
-    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer."""
-    one, zero, slope = params.dtype.type(1), params.dtype.type(0), params.dtype.type(LEAKY_SLOPE)
-    e, dd = params.dtype.type(eps), params.dtype.type(d)
+def _scale_columns(dZ, sw, d):
+    """Column j of dZ times s_j d / Σ s: the weighted mean's output gradient."""
+    total = 0.0
+    for j in range(d):
+        total += sw[j]
+    for j in range(d):
+        c = dZ.dtype.type(sw[j] * d / total)
+        for i in range(dZ.shape[0]):
+            dZ[i, j] *= c
+
+
+@_jit
+def _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta, sw, use_w, drop,
+              train):
+    """The seed's recursion: dZ(L) from the loss, then dW, db, dA_prev layer by layer;
+    with use_w the output gradient's columns are weighted by the sample weights sw; in a
+    training step, back through the dropout masks of the forward (dA ⊙ M)."""
+    c = _consts(params)
+    one, zero = c[0], c[1]
+    e, dd, dl = params.dtype.type(eps), params.dtype.type(d), params.dtype.type(delta)
     L = acts.shape[0]
     out = acts[L - 1]
     for l in range(L - 1, -1, -1):
@@ -223,11 +328,18 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
         dZ = (dbuf0 if l % 2 == 0 else dbuf1)[:h * d].reshape((h, d))
         act = acts[l]
         if l == L - 1 and ((out == LINEAR and loss == MSE) or (out == SIGMOID and loss == BCE)
-                           or (out == SOFTMAX and loss == CROSS_ENTROPY)):
+                           or (out == SOFTMAX and loss == CROSS_ENTROPY) or (out == EXP and loss == POISSON)):
             for i in range(h):  # the canonical pairs: dZ = (Yhat - Y) / d
                 for j in range(d):
                     dZ[i, j] = (A[i, j] - Y[i, j]) / dd
+            if use_w:
+                _scale_columns(dZ, sw, d)
         else:
+            if _dropped(drop, l, train):
+                M = _act_view(drop[3], sizes, l, d)
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] *= M[i, j]
             if l == L - 1:  # dJ/dYhat, then through the output activation below
                 for i in range(h):
                     for j in range(d):
@@ -237,8 +349,17 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                         elif loss == BCE:
                             p = min(max(yh, e), one - e)
                             dZ[i, j] = (p - y) / (p * (one - p)) / dd
+                        elif loss == MAE:
+                            r = yh - y
+                            dZ[i, j] = (one if r > zero else (-one if r < zero else zero)) / dd
+                        elif loss == HUBER:
+                            dZ[i, j] = min(max(yh - y, -dl), dl) / dd
+                        elif loss == POISSON:
+                            dZ[i, j] = (one - y / max(yh, e)) / dd
                         else:
                             dZ[i, j] = -y / min(max(yh, e), one) / dd
+                if use_w:
+                    _scale_columns(dZ, sw, d)
             if act == SOFTMAX:
                 for j in range(d):
                     s = zero
@@ -246,14 +367,19 @@ def _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d,
                         s += dZ[i, j] * A[i, j]
                     for i in range(h):
                         dZ[i, j] = A[i, j] * (dZ[i, j] - s)
+            elif act == GELU:  # from Z
+                Z = Zout[:, :d] if l == L - 1 else _act_view(wz, sizes, l, d)
+                for i in range(h):
+                    for j in range(d):
+                        dZ[i, j] = _grad(act, dZ[i, j], Z[i, j], c)
             elif act != LINEAR:
                 for i in range(h):
                     for j in range(d):
-                        dZ[i, j] = _grad(act, dZ[i, j], A[i, j], one, zero, slope)
+                        dZ[i, j] = _grad(act, dZ[i, j], A[i, j], c)
         if l == 0:  # db = dZ·1, dW = dZ A_prevᵀ
             _weight_grads(dZ, X, dW, db, d)
         else:
-            _weight_grads(dZ, _act_view(ws, sizes, l - 1, d), dW, db, d)
+            _weight_grads(dZ, _act_view(drop[4] if _dropped(drop, l - 1, train) else ws, sizes, l - 1, d), dW, db, d)
             _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
 
 
@@ -328,9 +454,13 @@ def _clip(grads, clip_value, clip_norm):
 
 
 @_jit
-def _update(params, grads, kind, hyper, v, m, t, undo):
+def _update(params, grads, kind, hyper, v, m, u, t, undo):
     """Clip, then update; an update whose result is not finite is taken back from ``undo``
-    (3 x n), so the network keeps its last finite weights. Returns whether it was applied."""
+    (4 x n), so the network keeps its last finite weights. Returns whether it was applied.
+
+    ``hyper`` holds lr, momentum, nesterov (or centered), beta1 (or alpha, or eta_minus), beta2
+    (or eta_plus), eps, weight_decay, clip_value, clip_norm, step_min, step_max; the state arrays
+    ``v, m, u`` are as in the compiled core's OptState (empty where unused)."""
     lr, mom, nesterov, b1, b2, eps, wd = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
     _clip(grads, hyper[7], hyper[8])
     n = params.shape[0]
@@ -338,8 +468,54 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
     undo[:n] = params
     undo[n:n + v.shape[0]] = v
     undo[2 * n:2 * n + m.shape[0]] = m
+    undo[3 * n:3 * n + u.shape[0]] = u
     ok = True
-    if kind == SGD:
+    if kind == RMSPROP:
+        centered = nesterov != 0
+        lr_, a, one_minus_a, e, decay, mu = T(lr), T(b1), T(1 - b1), T(eps), T(wd), T(mom)
+        w = 1 - b1
+        low = w < 0.5
+        lw = T(w if low else 1 - w)
+        for k in range(n):
+            g = grads[k] + decay * params[k] if wd != 0 else grads[k]
+            s = a * v[k] + one_minus_a * (g * g)
+            v[k] = s
+            if centered:
+                ak = m[k]
+                ak = ak + lw * (g - ak) if low else g - (g - ak) * lw
+                m[k] = ak
+                avg = np.sqrt(s - ak * ak) + e
+                ok &= np.isfinite(ak)
+            else:
+                avg = np.sqrt(s) + e
+            if mom > 0:
+                b = mu * u[k] + g / avg
+                u[k] = b
+                params[k] -= lr_ * b
+                ok &= np.isfinite(b)
+            else:
+                params[k] -= lr_ * (g / avg)
+            ok &= np.isfinite(params[k]) and np.isfinite(s)
+    elif kind == RPROP:
+        em, ep, lo, hi, zero = T(b1), T(b2), T(hyper[9]), T(hyper[10]), T(0)
+        for k in range(n):
+            g = grads[k]
+            s = g * v[k]
+            st = m[k]
+            if s > zero:
+                st = st * ep
+            elif s < zero:
+                st = st * em
+                g = zero
+            st = min(max(st, lo), hi)
+            m[k] = st
+            if g > zero:
+                params[k] -= st
+            elif g < zero:
+                params[k] += st
+            v[k] = g
+            ok &= np.isfinite(params[k])
+    elif kind == SGD:
         lr_, mu = T(lr), T(mom)
         if mom == 0:
             for k in range(n):
@@ -371,40 +547,40 @@ def _update(params, grads, kind, hyper, v, m, t, undo):
         params[:] = undo[:n]
         v[:] = undo[n:n + v.shape[0]]
         m[:] = undo[2 * n:2 * n + m.shape[0]]
+        u[:] = undo[3 * n:3 * n + u.shape[0]]
     return ok
 
 
 @_jit
-def _loss_and_grads(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised,
-                    grads_too):
-    _forward(params, offs, sizes, acts, X, ws, Zout, d)
-    J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps)
+def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop,
+          pen, penalised, kind, hyper, v, m, u, t, undo):
+    _forward(params, offs, sizes, acts, X, ws, wz, Zout, d, drop, True)
+    if use_w:
+        J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw, delta)
+    else:
+        J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta)
     if penalised:
         J += _penalty(params, offs, sizes, pen)
-    if grads_too:
-        _backward(params, grads, offs, sizes, acts, X, ws, dbuf0, dbuf1, Y, loss, d, eps)
-        if penalised:
-            _penalty_backward(params, grads, offs, sizes, pen)
-    return J
-
-
-@_jit
-def _step(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised, kind, hyper,
-          v, m, t, undo):
-    J = _loss_and_grads(params, grads, offs, sizes, acts, X, Y, loss, ws, Zout, dbuf0, dbuf1, d, eps, pen, penalised,
-                        True)
-    applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, t, undo)
+    _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta, sw, use_w, drop,
+              True)
+    if penalised:
+        _penalty_backward(params, grads, offs, sizes, pen)
+    if drop[0].shape[0] > 0 and drop[0].max() > 0:
+        drop[2][0] += 1  # the next step draws new masks
+    applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, u, t, undo)
     return J, applied
 
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, ws, Zout, dbuf0, dbuf1, Xb, Yb, eps, pen, penalised, kind, hyper, v, m, t, undo, count_correct):
-    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb."""
+                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, pen, penalised, kind, hyper,
+                 v, m, u, t, undo, count_correct):
+    """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
+    (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
     one, zero = params.dtype.type(1), params.dtype.type(0)
-    loss_sum, seen, right, judged, done = 0.0, 0, 0, 0, 0
+    loss_sum, seen, right, judged, done = 0.0, 0.0, 0.0, 0.0, 0
     diverged, bad = False, 0.0
     for kb in range(first, first + count):
         s = kb * bs
@@ -422,13 +598,23 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             else:
                 for i in range(mo):
                     Yb[i, j] = Y[i, c]
-        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, ws, Zout, dbuf0, dbuf1, nb, eps, pen,
-                           penalised, kind, hyper, v, m, t, undo)
+            if use_w:
+                Sb[j] = sw[c]
+        size = float(nb)
+        if use_w:
+            size = 0.0
+            for j in range(nb):
+                size += Sb[j]
+            if size == 0:  # Σ s_i = 0: nothing to learn from this batch
+                done += 1
+                continue
+        J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, delta, ws, wz, Zout, dbuf0, dbuf1, nb, eps,
+                           Sb, use_w, drop, pen, penalised, kind, hyper, v, m, u, t, undo)
         if not applied:
             diverged, bad = True, J
             break
-        loss_sum += J * nb
-        seen += nb
+        loss_sum += J * size
+        seen += size
         done += 1
         if count_correct:
             A = _act_view(ws, sizes, acts.shape[0] - 1, nb)
@@ -440,13 +626,20 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                             best = i
                         if Yb[i, j] > Yb[truth, j]:
                             truth = i
-                    right += best == truth
-                judged += nb
-            else:
-                for i in range(mo):
-                    for j in range(nb):
-                        right += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
-                judged += mo * nb
+                    w = Sb[j] if use_w else 1.0
+                    right += w * (best == truth)
+                    judged += w
+            else:  # with weights: each example's share of outputs right, times its weight
+                for j in range(nb):
+                    r = 0.0
+                    for i in range(mo):
+                        r += (A[i, j] > 0.5) == (Yb[i, j] > 0.5)
+                    if use_w:
+                        right += Sb[j] * r / mo
+                        judged += Sb[j]
+                    else:
+                        right += r
+                        judged += mo
     return loss_sum, seen, right, judged, done, diverged, bad
 
 
@@ -461,10 +654,11 @@ def _values_ok(X, Y, index, use_index, loss, m):
         return True
     if not _all_finite(Y):
         return False
-    if loss != MSE:
+    if loss == BCE or loss == CROSS_ENTROPY or loss == POISSON:
+        hi = np.inf if loss == POISSON else 1.0  # counts: only >= 0
         for i in range(Y.shape[0]):
             for j in range(Y.shape[1]):
-                if Y[i, j] < 0 or Y[i, j] > 1:
+                if Y[i, j] < 0 or Y[i, j] > hi:
                     return False
     return True
 
@@ -477,6 +671,7 @@ class Model:
         self.params, self.grads = params, grads
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.acts = np.array([ACT_CODES[a] for a in acts], dtype=np.int64)
+        self.keeps_z = GELU in self.acts[:-1]  # hidden layers whose backward reads Z
         offs, o = [], 0
         for n, h in zip(sizes[:-1], sizes[1:]):
             offs.append(o)
@@ -488,9 +683,19 @@ class Model:
         self._tls = threading.local()
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
-        self._undo = np.empty(3 * params.shape[0], params.dtype)  # see _update
+        self._undo = np.empty(4 * params.shape[0], params.dtype)  # see _update
         self.pen = np.zeros((len(acts), 2), np.float64)  # per-layer (l1, l2)
         self.penalised = False
+        self._no_weights = np.zeros(1, np.float64)
+        self._rates, self._dseed, self._dstep = np.zeros(len(acts)), np.zeros(1, np.uint64), np.zeros(1, np.int64)
+
+    def set_dropout(self, rates, seed, step) -> None:
+        """Inverted dropout per layer in training steps, masks from (seed, step[0], layer); every
+        training step increments step[0] (the caller's 1-element int64 array), as the C++ model."""
+        self._rates, self._dseed, self._dstep = np.asarray(rates, np.float64), np.array([seed], np.uint64), step
+
+    def _drop(self, ws):
+        return self._rates, self._dseed, self._dstep, ws[7], ws[8]
 
     def set_penalties(self, l1, l2) -> None:
         self.pen[:, 0], self.pen[:, 1] = l1, l2
@@ -503,7 +708,9 @@ class Model:
             total = int(sum(self.sizes[1:])) * cap
             cache = self._tls.ws = (cap, np.empty(total, self.dtype), np.empty((self.n_out, cap), self.dtype),
                                     np.empty(self.hmax * cap, self.dtype), np.empty(self.hmax * cap, self.dtype),
-                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype))
+                                    np.empty((self.n_in, cap), self.dtype), np.empty((self.n_out, cap), self.dtype),
+                                    np.empty(total, self.dtype), np.empty(total, self.dtype),  # dropout M and D
+                                    np.empty(total if self.keeps_z else 0, self.dtype))  # Z of gelu layers
         return cache
 
     def _batch(self, X):
@@ -537,51 +744,88 @@ class Model:
         if d == 0:
             return
         ws = self._ws(d)
-        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[2], d)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], d, self._drop(ws), False)
         out[...] = _act_view(ws[1], self.sizes, len(self.acts) - 1, d)
 
-    def loss(self, X, Y, loss: int, grads: bool) -> float:
+    def _weights(self, s, d: int):
+        if s is None:
+            return self._no_weights, False
+        if type(s) is not np.ndarray or s.dtype != np.float64 or s.shape != (d,):
+            raise InvalidInput("sample_weight must be a float64 array of one weight per example")
+        return s, True
+
+    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None, delta: float = 1.0) -> float:
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        return _loss_and_grads(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2],
-                               ws[3], ws[4], d, self.eps, self.pen, self.penalised, grads)
+        _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], d, self._drop(ws), False)
+        if use_w:
+            J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw, float(delta))
+        else:
+            J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, float(delta))
+        if self.penalised:
+            J += _penalty(self.params, self.offs, self.sizes, self.pen)
+        if grads:
+            _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], ws[3], ws[4],
+                      Yd, loss, d, self.eps, float(delta), sw, use_w, self._drop(ws), False)
+            if self.penalised:
+                _penalty_backward(self.params, self.grads, self.offs, self.sizes, self.pen)
+        return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
-        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm], np.float64)
-        self._opt = (SGD, hyper, v if momentum else self.params[:0], self.params[:0], np.zeros(1, np.int64),
-                     self._undo)
+        hyper = np.array([lr, momentum, float(nesterov), 0, 0, 0, 0, clip_value, clip_norm, 0, 0], np.float64)
+        none = self.params[:0]
+        self._opt = (SGD, hyper, v if momentum else none, none, none, np.zeros(1, np.int64), self._undo)
 
     def set_adam(self, lr, beta1, beta2, eps, weight_decay, m, v, t, clip_value=0.0, clip_norm=0.0) -> None:
-        hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm], np.float64)
-        self._opt = (ADAM, hyper, v, m, t, self._undo)
+        hyper = np.array([lr, 0, 0, beta1, beta2, eps, weight_decay, clip_value, clip_norm, 0, 0], np.float64)
+        self._opt = (ADAM, hyper, v, m, self.params[:0], t, self._undo)
 
-    def train_step(self, X, Y, loss: int):
+    def set_rmsprop(self, lr, alpha, eps, weight_decay, momentum, centered, square_avg, grad_avg, buf,
+                    clip_value=0.0, clip_norm=0.0) -> None:
+        hyper = np.array([lr, momentum, float(centered), alpha, 0, eps, weight_decay, clip_value, clip_norm, 0, 0],
+                         np.float64)
+        none = self.params[:0]
+        self._opt = (RMSPROP, hyper, square_avg, grad_avg if centered else none, buf if momentum > 0 else none,
+                     np.zeros(1, np.int64), self._undo)
+
+    def set_rprop(self, eta_minus, eta_plus, step_min, step_max, prev, step_size) -> None:
+        hyper = np.array([0, 0, 0, eta_minus, eta_plus, 0, 0, 0, 0, step_min, step_max], np.float64)
+        self._opt = (RPROP, hyper, prev, step_size, self.params[:0], np.zeros(1, np.int64), self._undo)
+
+    def train_step(self, X, Y, loss: int, sample_weight=None, delta: float = 1.0):
         X = self._batch(X)
         d = X.shape[1]
+        sw, use_w = self._weights(sample_weight, d)
         Y, index, use_index = self._targets(Y, loss, d)
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
-        return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, ws[1], ws[2], ws[3],
-                     ws[4], d, self.eps, self.pen, self.penalised, *self._opt)
+        return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, float(delta), ws[1], ws[9],
+                     ws[2], ws[3], ws[4], d, self.eps, sw, use_w, self._drop(ws), self.pen,
+                     self.penalised, *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
 
-    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False):
+    def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
+                    sample_weight=None, delta=1.0):
         X = self._batch(X)
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
+        sw, use_w = self._weights(sample_weight, N)
+        Sb = np.empty(bs if use_w else 1)
         ws = self._ws(bs)
         use_order = order is not None
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
-                            order if use_order else self._no_index, use_order, first, count, bs, loss, ws[1], ws[2],
-                            ws[3], ws[4], ws[5], ws[6], self.eps, self.pen, self.penalised, *self._opt,
+                            order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
+                            ws[1], ws[9], ws[2], ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws),
+                            self.pen, self.penalised, *self._opt,
                             count_correct) + (None,)

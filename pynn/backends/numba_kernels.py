@@ -20,6 +20,7 @@ Compilation is lazy (on the first call per dtype/layout) and cached on disk (``c
 
 from __future__ import annotations
 
+import math
 import types
 
 import numba
@@ -27,7 +28,8 @@ import numpy as np
 from numba import prange
 
 from pynn.backends import ACTIVATION_KERNELS
-from pynn.backends.reference import LEAKY_SLOPE
+from pynn.backends.reference import (ELU_ALPHA, INV_SQRT_2PI, LEAKY_SLOPE, SOFTPLUS_A_THRESHOLD, SOFTPLUS_THRESHOLD,
+                                     SQRT1_2)
 
 # No fastmath: the backends must agree with the reference to float tolerance.
 _jit = numba.njit(cache=True, nogil=True)
@@ -196,6 +198,74 @@ def _leaky_relu_backward(dA, A, dZ):
 
 
 @_pjit
+def _elu_forward(Z, A):
+    """A = z if z > 0 else α expm1(z)."""
+    alpha = Z.dtype.type(ELU_ALPHA)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > 0 else alpha * np.expm1(z)
+
+
+@_pjit
+def _elu_backward(dA, A, dZ):
+    """dZ = da if a > 0 else da (a + α)."""
+    alpha = A.dtype.type(ELU_ALPHA)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] if a > 0 else dA[r, c] * (a + alpha)
+
+
+@_pjit
+def _gelu_forward(Z, A):
+    """A = z Φ(z), Φ(z) = erfc(-z/√2) / 2."""
+    half, s = Z.dtype.type(0.5), Z.dtype.type(SQRT1_2)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z * (half * math.erfc(-z * s))
+
+
+@_pjit
+def _gelu_backward(dA, Z, dZ):
+    """dZ = da (Φ(z) + z φ(z)), from Z."""
+    half, s, k = Z.dtype.type(0.5), Z.dtype.type(SQRT1_2), Z.dtype.type(INV_SQRT_2PI)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            dZ[r, c] = dA[r, c] * (half * math.erfc(-z * s) + z * (k * np.exp(-half * z * z)))
+
+
+@_pjit
+def _softplus_forward(Z, A):
+    """A = z above the threshold, else max(z, 0) + log1p(exp(-|z|))."""
+    zero, t = Z.dtype.type(0), Z.dtype.type(SOFTPLUS_THRESHOLD)
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            A[r, c] = z if z > t else max(z, zero) + np.log1p(np.exp(-abs(z)))
+
+
+@_pjit
+def _softplus_backward(dA, A, dZ):
+    """dZ = da in the linear region, else da (1 - exp(-a))."""
+    t = A.dtype.type(SOFTPLUS_A_THRESHOLD)
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            a = A[r, c]
+            dZ[r, c] = dA[r, c] if a > t else dA[r, c] * -np.expm1(-a)
+
+
+@_pjit
+def _exp_backward(dA, A, dZ):
+    """dZ = da a."""
+    for r in prange(A.shape[0]):
+        for c in range(A.shape[1]):
+            dZ[r, c] = dA[r, c] * A[r, c]
+
+
+@_pjit
 def _softmax_forward(Zt, At):
     """At[j] = exp(Zt[j] - max) / Σ exp(Zt[j] - max), one example j per task."""
     for j in prange(Zt.shape[0]):
@@ -260,6 +330,47 @@ def leaky_relu_forward(Z, A):
 def leaky_relu_backward(dA, A, dZ):
     """dZ = dA if A > 0 else 0.01 dA."""
     _leaky_relu_backward(*_elementwise(dA, A, dZ))
+
+
+def elu_forward(Z, A):
+    """A = Z if Z > 0 else α (exp(Z) - 1), α = 1 (torch.nn.ELU)."""
+    _elu_forward(*_elementwise(Z, A))
+
+
+def elu_backward(dA, A, dZ):
+    """dZ = dA if A > 0 else dA (A + α)   (α exp(Z) = A + α where Z <= 0)."""
+    _elu_backward(*_elementwise(dA, A, dZ))
+
+
+def gelu_forward(Z, A):
+    """A = Z Φ(Z), Φ(Z) = erfc(-Z/√2) / 2: the exact (erf) GELU of torch.nn.GELU()."""
+    _gelu_forward(*_elementwise(Z, A))
+
+
+def gelu_backward(dA, Z, dZ):
+    """dZ = dA ⊙ (Φ(Z) + Z φ(Z)), φ(Z) = exp(-Z²/2) / √(2π). Reads Z, not A: see BACKWARD_FROM_Z."""
+    _gelu_backward(*_elementwise(dA, Z, dZ))
+
+
+def softplus_forward(Z, A):
+    """A = log(1 + exp(Z)) as max(Z, 0) + log1p(exp(-|Z|)), and A = Z above the threshold 20."""
+    _softplus_forward(*_elementwise(Z, A))
+
+
+def softplus_backward(dA, A, dZ):
+    """dZ = dA σ(Z) = dA (1 - exp(-A)), and dZ = dA in the linear region."""
+    _softplus_backward(*_elementwise(dA, A, dZ))
+
+
+def exp_forward(Z, A):
+    """A = exp(Z) (overflow gives inf, which the network reports as divergence)."""
+    with np.errstate(over="ignore"):
+        np.exp(Z, out=A)
+
+
+def exp_backward(dA, A, dZ):
+    """dZ = dA ⊙ A."""
+    _exp_backward(*_elementwise(dA, A, dZ))
 
 
 def linear_forward(Z, A):
@@ -351,6 +462,79 @@ def _cross_entropy_logits_sum(Zt, Yt):
 
 
 @_pjit
+def _mae_sum(Yhat, Y):
+    """Σ |yhat - y|."""
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            s += abs(Yhat[r, c] - Y[r, c])
+    return s
+
+
+@_pjit
+def _huber_sum(Yhat, Y, delta):
+    """Σ r²/2 if |r| <= δ else δ (|r| - δ/2)."""
+    half = Yhat.dtype.type(0.5)
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            a = abs(Yhat[r, c] - Y[r, c])
+            s += half * a * a if a <= delta else delta * (a - half * delta)
+    return s
+
+
+@_pjit
+def _poisson_sum(Yhat, Y):
+    """Σ yhat - y log p, p = yhat clipped to >= eps."""
+    eps = np.finfo(Yhat.dtype).eps
+    s = 0.0
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            yh = Yhat[r, c]
+            s += yh - Y[r, c] * np.log(max(yh, eps))
+    return s
+
+
+@_pjit
+def _poisson_logits_sum(Z, Y):
+    """Σ exp(z) - y z."""
+    s = 0.0
+    for r in prange(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            z = Z[r, c]
+            s += np.exp(z) - Y[r, c] * z
+    return s
+
+
+@_pjit
+def _mae_backward(Yhat, Y, d, dYhat):
+    """dYhat = sign(yhat - y) / d, sign(0) = 0."""
+    one, zero = Yhat.dtype.type(1), Yhat.dtype.type(0)
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            diff = Yhat[r, c] - Y[r, c]
+            dYhat[r, c] = (one if diff > 0 else (-one if diff < 0 else zero)) / d
+
+
+@_pjit
+def _huber_backward(Yhat, Y, d, delta, dYhat):
+    """dYhat = clip(yhat - y, -δ, δ) / d."""
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            dYhat[r, c] = _clip(Yhat[r, c] - Y[r, c], -delta, delta) / d
+
+
+@_pjit
+def _poisson_backward(Yhat, Y, d, dYhat):
+    """dYhat = (1 - y / p) / d, p = yhat clipped to >= eps."""
+    one = Yhat.dtype.type(1)
+    eps = np.finfo(Yhat.dtype).eps
+    for r in prange(Yhat.shape[0]):
+        for c in range(Yhat.shape[1]):
+            dYhat[r, c] = (one - Y[r, c] / max(Yhat[r, c], eps)) / d
+
+
+@_pjit
 def _diff_over_d(Yhat, Y, d, out):
     """out = (yhat - y) / d."""
     for r in prange(Yhat.shape[0]):
@@ -417,6 +601,44 @@ def cross_entropy_backward(Yhat, Y, dYhat):
     _cross_entropy_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
 
 
+def mae_forward(Yhat, Y):
+    """L = Σ_k |yhat_k - y_k|   (torch.nn.L1Loss)."""
+    return _mae_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def mae_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = sign(Yhat - Y) / d, with sign(0) = 0 as PyTorch takes it."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _mae_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def huber_forward(Yhat, Y, delta=1.0):
+    """L = Σ_k r²/2 if |r| <= δ else δ (|r| - δ/2), r = yhat_k - y_k   (torch.nn.HuberLoss(δ))."""
+    return _huber_sum(*_elementwise(Yhat, Y), Yhat.dtype.type(delta)) / Yhat.shape[1]
+
+
+def huber_backward(Yhat, Y, dYhat, delta=1.0):
+    """∂J/∂Yhat = clip(Yhat - Y, -δ, δ) / d."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _huber_backward(Yhat_, Y_, _examples(Yhat), Yhat.dtype.type(delta), dYhat_)
+
+
+def poisson_forward(Yhat, Y):
+    """L = Σ_k yhat - y log yhat (the Poisson deviance up to terms free of yhat), yhat clipped to >= eps."""
+    return _poisson_sum(*_elementwise(Yhat, Y)) / Yhat.shape[1]
+
+
+def poisson_backward(Yhat, Y, dYhat):
+    """∂J/∂Yhat = (1 - y / yhat) / d, yhat clipped as in the forward."""
+    Yhat_, Y_, dYhat_ = _elementwise(Yhat, Y, dYhat)
+    _poisson_backward(Yhat_, Y_, _examples(Yhat), dYhat_)
+
+
+def poisson_logits_forward(Z, Y):
+    """poisson of exp(Z) from the log-rate Z: L = Σ_k exp(z) - y z   (torch.nn.PoissonNLLLoss())."""
+    return _poisson_logits_sum(*_elementwise(Z, Y)) / Z.shape[1]
+
+
 def bce_logits_forward(Z, Y):
     """bce of sigmoid(Z) from the logits: L = Σ_k max(z, 0) - y z + log(1 + exp(-|z|))."""
     return _bce_logits_sum(*_elementwise(Z, Y)) / Z.shape[1]
@@ -428,7 +650,7 @@ def cross_entropy_logits_forward(Z, Y):
 
 
 def output_backward(Yhat, Y, dZ):
-    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce and softmax+cross_entropy."""
+    """dZ = (Yhat - Y) / d: ∂J/∂Z for linear+mse, sigmoid+bce, softmax+cross_entropy and exp+poisson."""
     Yhat_, Y_, dZ_ = _elementwise(Yhat, Y, dZ)
     _diff_over_d(Yhat_, Y_, _examples(Yhat), dZ_)
 
@@ -492,6 +714,66 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
           T(lr / bias1), T(np.sqrt(bias2)), T(eps))
 
 
+
+@_pjit
+def _rmsprop(p, g, square_avg, grad_avg, buf, lr, alpha, one_minus_alpha, eps, weight_decay, momentum,
+             centered, lerp_low, lerp_w):
+    """The reference's rmsprop_update, one element at a time."""
+    for k in prange(p.shape[0]):
+        gk = g[k] + weight_decay * p[k] if weight_decay != 0 else g[k]
+        s = alpha * square_avg[k] + one_minus_alpha * (gk * gk)
+        square_avg[k] = s
+        if centered:
+            a = grad_avg[k]
+            a = a + lerp_w * (gk - a) if lerp_low else gk - (gk - a) * lerp_w
+            grad_avg[k] = a
+            avg = np.sqrt(s - a * a) + eps
+        else:
+            avg = np.sqrt(s) + eps
+        if momentum > 0:
+            b = momentum * buf[k] + gk / avg
+            buf[k] = b
+            p[k] -= lr * b
+        else:
+            p[k] -= lr * (gk / avg)
+
+
+@_pjit
+def _rprop(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    """The reference's rprop_update, one element at a time."""
+    zero = p.dtype.type(0)
+    for k in prange(p.shape[0]):
+        gk = g[k]
+        s = gk * prev[k]
+        st = step_size[k]
+        if s > zero:
+            st = st * eta_plus
+        elif s < zero:
+            st = st * eta_minus
+            gk = zero
+        st = min(max(st, step_min), step_max)
+        step_size[k] = st
+        if gk > zero:
+            p[k] -= st
+        elif gk < zero:
+            p[k] += st
+        prev[k] = gk
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, centered):
+    """RMSprop as ``torch.optim.RMSprop`` (see the reference)."""
+    T = p.dtype.type
+    w = 1 - alpha
+    low = w < 0.5
+    _rmsprop(p, g, square_avg, grad_avg if centered else p[:0], buf if momentum > 0 else p[:0], T(lr), T(alpha),
+             T(1 - alpha), T(eps), T(weight_decay), T(momentum), bool(centered), low, T(w if low else 1 - w))
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    """iRprop− as ``torch.optim.Rprop`` (see the reference)."""
+    T = p.dtype.type
+    _rprop(p, g, prev, step_size, T(eta_minus), T(eta_plus), T(step_min), T(step_max))
+
 _FORWARD = {a: globals()[f"{a}_forward"] for a in ACTIVATION_KERNELS}
 _BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}
 
@@ -500,3 +782,28 @@ _BACKWARD = {a: globals()[f"{a}_backward"] for a in ACTIVATION_KERNELS}
 from pynn._threads import on_numba_import  # noqa: E402
 
 on_numba_import()
+
+
+# ---------------------------------------------------------------- dropout (see reference.dropout_mask)
+@_jit
+def _splitmix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@_jit
+def _dropout_mask(seed, step, layer, p, M, h, d):
+    key = _splitmix64(_splitmix64(_splitmix64(np.uint64(seed)) + np.uint64(step)) + np.uint64(layer))
+    scale = M.dtype.type(1) / M.dtype.type(1.0 - p)
+    zero = M.dtype.type(0)
+    for j in range(d):
+        for i in range(h):
+            k = np.uint64(i + j * h)
+            u = np.float64(_splitmix64(key + (k + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11))
+            M[i, j] = zero if u * 2.0**-53 < p else scale
+
+
+def dropout_mask(seed, step, layer, p, M):
+    """M (h, d) = inverted-dropout mask for (seed, step, layer): 0 with probability p, else 1/(1 - p)."""
+    _dropout_mask(seed, step, layer, p, M, M.shape[0], M.shape[1])
