@@ -501,6 +501,14 @@ void bind_model(py::module_& m, const char* name) {
             return py::make_tuple(J, applied);
         }, "one update; returns (J before it, whether it was applied)", "X"_a, "Y"_a, "loss"_a,
            "sample_weight"_a = py::none(), "delta"_a = 1.0)
+        .def("set_penalties", [](PM& self, std::vector<double> l1, std::vector<double> l2) {
+            size_t L = size_t(self.model.n_layers());
+            if (l1.size() != L || l2.size() != L) fail("l1 and l2 must hold one value per layer");
+            for (size_t l = 0; l < L; ++l)
+                if (!(l1[l] >= 0 && l2[l] >= 0 && std::isfinite(l1[l]) && std::isfinite(l2[l])))
+                    fail("l1 and l2 must be finite and >= 0");
+            self.model.set_penalties(std::move(l1), std::move(l2));
+        }, "per-layer weight penalties: J += l1 Σ|W| + l2/2 Σ W²", "l1"_a, "l2"_a)
         .def("set_sgd", [](PM& self, double lr, double momentum, bool nesterov, Arr<T>& v, double clip_value,
                            double clip_norm) {
             OptState<T> o;

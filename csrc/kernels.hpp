@@ -94,5 +94,8 @@ template <class T> bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf,
 template <class T> bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus,
                                      double step_min, double step_max);
 template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
+// A layer's weight penalty l1 Σ|W| + l2/2 Σ W² over its n weights, and dW += l1 sign(W) + l2 W.
+template <class T> double penalty_forward(const T* W, idx n, double l1, double l2);
+template <class T> void penalty_backward(const T* W, idx n, double l1, double l2, T* dW);
 
 }  // namespace pynn

@@ -125,6 +125,23 @@ static bool canonical(Act a, Loss l) {
 }
 
 template <class T>
+void Model<T>::set_penalties(std::vector<double> l1, std::vector<double> l2) {
+    bool any = false;
+    for (size_t l = 0; l < l1.size(); ++l) any |= l1[l] != 0 || l2[l] != 0;
+    if (any) { l1_ = std::move(l1); l2_ = std::move(l2); }
+    else { l1_.clear(); l2_.clear(); }
+}
+
+template <class T>
+double Model<T>::penalty() const {
+    double s = 0;
+    for (size_t l = 0; l < l1_.size(); ++l)
+        if (l1_[l] != 0 || l2_[l] != 0) s += penalty_forward<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l]);
+    return s;
+}
+
+// J of the batch (the weighted mean when s is given) plus the weight penalty.
+template <class T>
 double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s) {
     Act out = acts_.back();
     CMat<T> Z{ws.Z_out, n_out(), d, 1, n_out()};
@@ -135,7 +152,8 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const
         if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Zc, Yc);
         return loss_forward<T>(loss, Yhc, Yc, huber_delta);
     };
-    if (!s) return value(Z, Yhat, Y);
+    double pen = l1_.empty() ? 0.0 : penalty();
+    if (!s) return value(Z, Yhat, Y) + pen;
     // Σ s_j L_j / Σ s_j: each example's L_j is the same kernel on a batch of one column
     auto col = [](CMat<T> a, idx j) { return CMat<T>{a.p + j * a.cs, a.rows, 1, a.rs, a.cs}; };
     double num = 0, den = 0;
@@ -144,7 +162,7 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const
         num += s[j] * value(col(Z, j), col(Yhat, j), col(Y, j));
         den += s[j];
     }
-    return num / den;
+    return num / den + pen;
 }
 
 // Column j of dZ times s_j d / Σ s: the weighted mean's output gradient, from the unweighted one
@@ -188,6 +206,9 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
+    for (size_t l = 0; l < l1_.size(); ++l)  // the weight penalty's gradient
+        if (l1_[l] != 0 || l2_[l] != 0)
+            penalty_backward<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
 }
 
 template <class T>

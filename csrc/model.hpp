@@ -95,6 +95,10 @@ class Model {
 
     double huber_delta = 1.0;  // Huber's delta for Loss::huber (the binding sets it with each call)
 
+    // Per-layer weight penalties (l1, l2): J gains Σ_l l1 Σ|W| + l2/2 Σ W², dW gains
+    // l1 sign(W) + l2 W. Biases are not penalised. Zero for every layer by default.
+    void set_penalties(std::vector<double> l1, std::vector<double> l2);
+
     idx n_in() const { return sizes_.front(); }
     idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
@@ -110,6 +114,7 @@ class Model {
     std::vector<Mat<T>> W_, b_, dW_, db_;
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Workspace<T>>> pool_;
+    std::vector<double> l1_, l2_;  // per layer; empty when no layer is penalised
     std::vector<T> undo_;  // what an update overwrites, to take back one whose result is not finite
     std::vector<double> rates_;
     uint64_t drop_seed_ = 0;
@@ -126,6 +131,7 @@ class Model {
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
     bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);
+    double penalty() const;
     void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
                   bool train = false);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);

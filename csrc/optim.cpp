@@ -144,6 +144,46 @@ void clip_gradient(T* g, idx n, double value, double max_norm) {
     }
 }
 
+// The weight penalty of one layer's W (n elements): l1 Σ|W| + l2/2 Σ W², summed in double
+// (four running sums: a reduction in double does not vectorise, but it need not wait on itself).
+template <class T>
+double penalty_forward(const T* W, idx n, double l1, double l2) {
+    double s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0};
+    idx k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; ++j) {
+            double w = double(W[k + j]);
+            s1[j] += std::abs(w);
+            s2[j] += w * w;
+        }
+    for (; k < n; ++k) {
+        double w = double(W[k]);
+        s1[0] += std::abs(w);
+        s2[0] += w * w;
+    }
+    double a = (s1[0] + s1[1]) + (s1[2] + s1[3]), b = (s2[0] + s2[1]) + (s2[2] + s2[3]);
+    return (l1 != 0 ? l1 * a : 0.0) + 0.5 * l2 * b;
+}
+
+// Its gradient added to the loss's: dW <- dW + l1 sign(W) + l2 W (sign(0) = 0, as NumPy's).
+template <class T>
+void penalty_backward(const T* W, idx n, double l1, double l2, T* dW) {
+    const T a = T(l1), c = T(l2);
+    if (l1 == 0) {  // the common case (scikit-learn's alpha): one multiply-add per weight
+        for (idx k = 0; k < n; ++k) dW[k] += c * W[k];
+        return;
+    }
+    for (idx k = 0; k < n; ++k) {
+        T w = W[k];
+        T sign = T((w > T(0)) - (w < T(0)));
+        dW[k] = (dW[k] + a * sign) + c * w;
+    }
+}
+
+template double penalty_forward<float>(const float*, idx, double, double);
+template double penalty_forward<double>(const double*, idx, double, double);
+template void penalty_backward<float>(const float*, idx, double, double, float*);
+template void penalty_backward<double>(const double*, idx, double, double, double*);
 template void clip_gradient<float>(float*, idx, double, double);
 template void clip_gradient<double>(double*, idx, double, double);
 template bool sgd_update<float>(float*, const float*, float*, idx, double, double, bool);

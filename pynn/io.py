@@ -7,7 +7,8 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding:
   "backend": "cpp", "seed": ..., "layers": [{"n_in": 2, "n_out": 2, "activation": "sigmoid"}, ...],
   "metadata": {...}}``; ``metadata`` (``Network.metadata``: any JSON object, e.g. the feature
   names and class labels that ``pynn train`` records) is optional, and files without it load
-  with ``metadata == {}`` (pynn 0.1.0 wrote none);
+  with ``metadata == {}`` (pynn 0.1.0 wrote none); a layer with dropout or weight penalties
+  also has ``"dropout"``, ``"l1"`` and/or ``"l2"`` (absent means 0);
 * ``W0``, ``b0``, ``W1``, ``b1``, …: each layer's weights ``(n_out, n_in)`` and biases
   ``(n_out, 1)`` in the network's dtype.
 
@@ -77,8 +78,7 @@ def save(net: Network, path: Any) -> None:
         "dtype": net.dtype.name,
         "backend": net.backend,
         "seed": net.seed,
-        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation,
-                    **({"dropout": l.dropout} if l.dropout else {})} for l in net.layers],
+        "layers": [_layer_spec(l) for l in net.layers],
         "metadata": check_metadata(net.metadata, "net.metadata"),
     }
     arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
@@ -105,6 +105,14 @@ def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _layer_spec(layer: Dense) -> dict[str, Any]:
+    spec: dict[str, Any] = {"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation}
+    for key in ("dropout", "l1", "l2"):  # optional: written only when set, read as 0 when absent
+        if getattr(layer, key):
+            spec[key] = getattr(layer, key)
+    return spec
 
 
 def _bad(path: str, why: str) -> ValueError:
@@ -194,7 +202,8 @@ def load(path: Any, *, backend: str | None = None) -> Network:
                 n_in, n_out = _int_field(spec, "n_in"), _int_field(spec, "n_out")
                 W = _read_member(zf, f"W{i}", (n_out, n_in), dtype, budget)
                 b = _read_member(zf, f"b{i}", (n_out, 1), dtype, budget)
-                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), dropout=spec.get("dropout", 0.0)))
+                layers.append(Dense(n_in, n_out, spec["activation"], init=(W, b), dropout=spec.get("dropout", 0.0),
+                                    l1=spec.get("l1", 0.0), l2=spec.get("l2", 0.0)))
             seed = header.get("seed")
             metadata = check_metadata(header.get("metadata", {}), "the header's metadata")
             net = Network(layers, dtype=dtype, backend="numpy", seed=seed)

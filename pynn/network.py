@@ -108,6 +108,11 @@ class Dense:
         ``1 / (1 - dropout)``, as ``torch.nn.Dropout``; ``forward``, ``predict``, ``loss``,
         ``loss_and_grads`` and ``evaluate`` use no dropout. The masks are drawn from the
         network's ``seed`` (or ``fit``'s), the same on every backend. Not on the output layer.
+    l1, l2 : float
+        Weight penalties (>= 0) of this layer: the training objective becomes
+        ``J + l1 Σ|W| + l2/2 Σ W²`` (biases are not penalised), so ``dW`` gains
+        ``l1 sign(W) + l2 W``. ``loss``, ``loss_and_grads``, ``train_step``, ``fit`` and
+        ``evaluate`` report the penalised ``J``. Both may be changed later (``layer.l2 = ...``).
 
     Notes
     -----
@@ -124,7 +129,7 @@ class Dense:
     """
 
     def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", init: Any = None,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, *, l1: float = 0.0, l2: float = 0.0) -> None:
         self.n_in = V.check_int(n_in, "n_in")
         self.n_out = V.check_int(n_out, "n_out")
         self.dropout = V.check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
@@ -133,6 +138,8 @@ class Dense:
         self._W: np.ndarray | None = None
         self._b: np.ndarray | None = None
         self._net = None
+        self._l1 = V.check_float(l1, "l1", low=0)
+        self._l2 = V.check_float(l2, "l2", low=0)
         if init is None or isinstance(init, str):
             if isinstance(init, str):
                 init = _INIT_ALIASES.get(init, init)
@@ -222,6 +229,45 @@ class Dense:
     def b(self, value: Any) -> None:
         self._assign("b", value)
 
+    @property
+    def l1(self) -> float:
+        """L1 penalty on ``W``: the objective gains ``l1 Σ|W|``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 1, "linear", init=([[1.0, -2.0]], [[0.0]]), l1=0.5)], dtype="float64")
+        >>> net.layers[0].l1, net.loss(np.zeros((2, 1)), np.zeros((1, 1)), "mse")  # 0.5 (|1| + |-2|)
+        (0.5, 1.5)
+        """
+        return self._l1
+
+    @l1.setter
+    def l1(self, value: float) -> None:
+        self._l1 = V.check_float(value, "l1", low=0)
+        if self._net is not None:
+            self._net._penalties_changed()
+
+    @property
+    def l2(self) -> float:
+        """L2 penalty on ``W``: the objective gains ``l2/2 Σ W²``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(2, 1, "linear", init=([[1.0, -2.0]], [[0.0]]))], dtype="float64")
+        >>> net.layers[0].l2 = 0.1  # takes effect at once
+        >>> net.loss(np.zeros((2, 1)), np.zeros((1, 1)), "mse")  # 0.1/2 (1² + 2²)
+        0.25
+        """
+        return self._l2
+
+    @l2.setter
+    def l2(self, value: float) -> None:
+        self._l2 = V.check_float(value, "l2", low=0)
+        if self._net is not None:
+            self._net._penalties_changed()
+
     def _assign(self, which: str, value: Any) -> None:
         """Validate, then copy into the parameter buffer: nothing is written unless all of it fits."""
         arr = self._check_param(value, which)
@@ -236,6 +282,7 @@ class Dense:
 
     def __repr__(self) -> str:
         extra = f", dropout={self.dropout}" if self.dropout else ""
+        extra += "".join(f", {k}={v!r}" for k, v in (("l1", self._l1), ("l2", self._l2)) if v)
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{extra})"
 
 
@@ -361,6 +408,7 @@ class Network:
         self._widths = [l.n_out for l in layers]
         self._stems = [l._stem for l in layers]
         self._tls = threading.local()  # per-thread workspaces: concurrent predicts don't share buffers
+        self._penalised: list[tuple[int, float, float]] = []
         self._rates = [l.dropout for l in layers]
         self._dropout = any(self._rates)
         self._drop_step = np.zeros(1, np.int64)  # training steps taken: the masks' counter
@@ -384,12 +432,45 @@ class Network:
                 self._InvalidInput = numba_fused.InvalidInput
         if self._model is not None and self._dropout:
             self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
+        self._penalties_changed()
+
+    def _penalties_changed(self) -> None:
+        """The layers' (l1, l2) changed: note which layers are penalised, tell the fused model."""
+        self._penalised = [(l, layer.l1, layer.l2) for l, layer in enumerate(self.layers) if layer.l1 or layer.l2]
+        if self._model is not None:
+            self._model.set_penalties([layer.l1 for layer in self.layers], [layer.l2 for layer in self.layers])
+
+    def _penalty_scratch(self) -> np.ndarray:
+        s = getattr(self._tls, "pen", None)
+        if s is None:  # one buffer the size of the largest W per thread, allocated once
+            s = self._tls.pen = np.empty(max(l.n_in * l.n_out for l in self.layers), self.dtype)
+        return s
+
+    def _penalty(self) -> float:
+        """Σ_l l1 Σ|W| + l2/2 Σ W² over the penalised layers (sums in float64)."""
+        J = 0.0
+        for l, l1, l2 in self._penalised:
+            W = self.layers[l]._W.reshape(-1)
+            s = self._penalty_scratch()[: W.size]
+            J += l1 * float(np.abs(W, out=s).sum(dtype=np.float64))
+            J += 0.5 * l2 * float(np.square(W, out=s).sum(dtype=np.float64))
+        return J
+
+    def _penalty_backward(self) -> None:
+        """dW += l1 sign(W) + l2 W for the penalised layers."""
+        for l, l1, l2 in self._penalised:
+            W, dW = self.layers[l]._W.reshape(-1), self._dW[l].reshape(-1)
+            s = self._penalty_scratch()[: W.size]
+            dW += np.multiply(np.sign(W, out=s), l1, out=s)
+            dW += np.multiply(W, l2, out=s)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_sizes(cls, sizes: Sequence[int], hidden: str = "relu", output: str = "softmax", **kw: Any) -> "Network":
+    def from_sizes(cls, sizes: Sequence[int], hidden: str = "relu", output: str = "softmax", *, l1: float = 0.0,
+                   l2: float = 0.0, **kw: Any) -> "Network":
         """Shorthand: ``Network.from_sizes([784, 256, 10])`` is a 784-256-10 network with ``hidden``
-        activations in the hidden layers and ``output`` in the last; ``**kw`` goes to Network.
+        activations in the hidden layers and ``output`` in the last; ``l1`` and ``l2`` are every
+        layer's weight penalties (see :class:`Dense`); ``**kw`` goes to Network.
 
         Examples
         --------
@@ -406,7 +487,7 @@ class Network:
         sizes = [V.check_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         activation_stem(hidden, argument="hidden")
         activation_stem(output, argument="output")
-        layers = [Dense(sizes[i], sizes[i + 1], hidden if i < len(sizes) - 2 else output)
+        layers = [Dense(sizes[i], sizes[i + 1], hidden if i < len(sizes) - 2 else output, l1=l1, l2=l2)
                   for i in range(len(sizes) - 1)]
         return cls(layers, **kw)
 
@@ -629,9 +710,12 @@ class Network:
         if s is None:
             J = self._loss_value(ws, Yd, loss, ws.Z_out)
             self._backward(X, Yd, loss, ws, None, train)
-            return J
-        J = self._weighted_loss(ws, Yd, loss, s)
-        self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype), train)
+        else:
+            J = self._weighted_loss(ws, Yd, loss, s)
+            self._backward(X, Yd, loss, ws, (s * (X.shape[1] / s.sum())).astype(self.dtype), train)
+        if self._penalised:
+            J += self._penalty()
+            self._penalty_backward()
         return J
 
     def _validated(self, X: Any, Y: Any, loss: Any, names: tuple[str, str] = ("X", "Y")
@@ -648,7 +732,8 @@ class Network:
         return None if sample_weight is None else V.sample_weights(sample_weight, X.shape[1], name)
 
     def loss(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> float:
-        """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``.
+        """The mean loss ``J = (1/d) Σ_i L(yhat_i, y_i)`` over the examples (columns) of ``X``, plus
+        the layers' weight penalties when they have any (see :class:`Dense`).
 
         ``loss`` is ``"mse"`` (``L = 1/2 Σ_k (yhat_k - y_k)²``), ``"bce"`` or ``"cross_entropy"``
         (``Y`` one-hot ``(m, d)`` or class indices ``(d,)``), ``"mae"`` (``L = Σ_k |yhat_k - y_k|``),
@@ -674,9 +759,8 @@ class Network:
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
-        if s is not None:
-            return self._weighted_loss(ws, Yd, loss, s)
-        return self._loss_value(ws, Yd, loss, ws.Z_out)
+        J = self._loss_value(ws, Yd, loss, ws.Z_out) if s is None else self._weighted_loss(ws, Yd, loss, s)
+        return J + self._penalty() if self._penalised else J
 
     def loss_and_grads(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None
                        ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
@@ -1186,7 +1270,8 @@ class Network:
         return to_onnx(self, path, opset=opset, input_name=input_name, output_name=output_name)
 
     def _clone(self, *, dtype: Any = None, backend: str | None = None) -> "Network":
-        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), dropout=l.dropout) for l in self.layers]
+        layers = [Dense(l.n_in, l.n_out, l.activation, init=(l._W, l._b), dropout=l.dropout,
+                        l1=l.l1, l2=l.l2) for l in self.layers]
         net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
         net.metadata = dict(self.metadata)
         return net

@@ -383,6 +383,41 @@ def _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y
             _input_grad(W, dZ, (dbuf1 if l % 2 == 0 else dbuf0)[:n * d].reshape((n, d)), d)
 
 
+# ---------------------------------------------------------------- weight penalties
+@_jit
+def _penalty(params, offs, sizes, pen):
+    """Σ_l l1 Σ|W| + l2/2 Σ W², pen[l] = (l1, l2); sums in float64."""
+    J = 0.0
+    for l in range(pen.shape[0]):
+        l1, l2 = pen[l, 0], pen[l, 1]
+        if l1 == 0 and l2 == 0:
+            continue
+        h, n = sizes[l + 1], sizes[l]
+        s1, s2 = 0.0, 0.0
+        for k in range(offs[l], offs[l] + h * n):
+            w = float(params[k])
+            s1 += abs(w)
+            s2 += w * w
+        J += l1 * s1 + 0.5 * l2 * s2
+    return J
+
+
+@_jit
+def _penalty_backward(params, grads, offs, sizes, pen):
+    """dW += l1 sign(W) + l2 W."""
+    T = params.dtype.type
+    zero = T(0)
+    for l in range(pen.shape[0]):
+        if pen[l, 0] == 0 and pen[l, 1] == 0:
+            continue
+        a, c = T(pen[l, 0]), T(pen[l, 1])
+        h, n = sizes[l + 1], sizes[l]
+        for k in range(offs[l], offs[l] + h * n):
+            w = params[k]
+            sign = T(1) if w > zero else (T(-1) if w < zero else zero)
+            grads[k] = (grads[k] + a * sign) + c * w
+
+
 # ---------------------------------------------------------------- update and step
 @_jit
 def _all_finite(a):
@@ -520,14 +555,18 @@ def _update(params, grads, kind, hyper, v, m, u, t, undo):
 
 @_jit
 def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbuf0, dbuf1, d, eps, sw, use_w, drop,
-          kind, hyper, v, m, u, t, undo):
+          pen, penalised, kind, hyper, v, m, u, t, undo):
     _forward(params, offs, sizes, acts, X, ws, wz, Zout, d, drop, True)
     if use_w:
         J = _weighted_loss(acts, sizes, ws, Zout, Y, loss, d, eps, sw, delta)
     else:
         J = _loss(acts, sizes, ws, Zout, Y, loss, d, eps, delta)
+    if penalised:
+        J += _penalty(params, offs, sizes, pen)
     _backward(params, grads, offs, sizes, acts, X, ws, wz, Zout, dbuf0, dbuf1, Y, loss, d, eps, delta, sw, use_w, drop,
               True)
+    if penalised:
+        _penalty_backward(params, grads, offs, sizes, pen)
     if drop[0].shape[0] > 0 and drop[0].max() > 0:
         drop[2][0] += 1  # the next step draws new masks
     applied = np.isfinite(J) and _all_finite(grads) and _update(params, grads, kind, hyper, v, m, u, t, undo)
@@ -536,8 +575,8 @@ def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbu
 
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
-                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, kind, hyper, v, m, u, t,
-                 undo, count_correct):
+                 loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, pen, penalised, kind, hyper,
+                 v, m, u, t, undo, count_correct):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
     (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
     N = X.shape[1]
@@ -572,7 +611,7 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                 done += 1
                 continue
         J, applied = _step(params, grads, offs, sizes, acts, Xb, Yb, loss, delta, ws, wz, Zout, dbuf0, dbuf1, nb, eps,
-                           Sb, use_w, drop, kind, hyper, v, m, u, t, undo)
+                           Sb, use_w, drop, pen, penalised, kind, hyper, v, m, u, t, undo)
         if not applied:
             diverged, bad = True, J
             break
@@ -657,6 +696,8 @@ class Model:
         self._no_index = np.zeros(1, np.int64)
         self._opt = None
         self._undo = np.empty(4 * params.shape[0], params.dtype)  # see _update
+        self.pen = np.zeros((len(acts), 2), np.float64)  # per-layer (l1, l2)
+        self.penalised = False
         self._no_weights = np.zeros(1, np.float64)
         self._rates, self._dseed, self._dstep = np.zeros(len(acts)), np.zeros(1, np.uint64), np.zeros(1, np.int64)
         # optimizer arguments that update nothing: run_batches(update=False) leaves the gradients
@@ -670,6 +711,10 @@ class Model:
 
     def _drop(self, ws):
         return self._rates, self._dseed, self._dstep, ws[7], ws[8]
+
+    def set_penalties(self, l1, l2) -> None:
+        self.pen[:, 0], self.pen[:, 1] = l1, l2
+        self.penalised = bool(self.pen.any())
 
     def _ws(self, d: int):
         cache = getattr(self._tls, "ws", None)
@@ -738,9 +783,13 @@ class Model:
             J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw, float(delta))
         else:
             J = _loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, float(delta))
+        if self.penalised:
+            J += _penalty(self.params, self.offs, self.sizes, self.pen)
         if grads:
             _backward(self.params, self.grads, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], ws[3], ws[4],
                       Yd, loss, d, self.eps, float(delta), sw, use_w, self._drop(ws), False)
+            if self.penalised:
+                _penalty_backward(self.params, self.grads, self.offs, self.sizes, self.pen)
         return J
 
     def set_sgd(self, lr, momentum, nesterov, v, clip_value=0.0, clip_norm=0.0) -> None:
@@ -774,7 +823,8 @@ class Model:
         ws = self._ws(d)
         Yd = self._dense(Y, index, use_index, d, ws)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, float(delta), ws[1], ws[9],
-                     ws[2], ws[3], ws[4], d, self.eps, sw, use_w, self._drop(ws), *self._opt)
+                     ws[2], ws[3], ws[4], d, self.eps, sw, use_w, self._drop(ws), self.pen,
+                     self.penalised, *self._opt)
 
     # jitted code cannot run Python's signal handlers: fit hands this model short chunks instead
     polls_signals = False
@@ -792,5 +842,5 @@ class Model:
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
                             ws[1], ws[9], ws[2], ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws),
-                            *(self._opt if update else self._no_update),
+                            self.pen, self.penalised, *(self._opt if update else self._no_update),
                             count_correct) + (None,)
