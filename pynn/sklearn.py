@@ -769,7 +769,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Parameters
     ----------
     loss : {'squared_error'}, default='squared_error'
-        The loss (scikit-learn's ``'poisson'`` is not available: pynn has no exp output).
+        The loss (scikit-learn's ``'poisson'`` is not offered by this estimator).
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'

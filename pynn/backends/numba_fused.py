@@ -769,7 +769,9 @@ class Model:
             raise InvalidInput("sample_weight must be a float64 array of one weight per example")
         return s, True
 
-    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None, delta: float = 1.0) -> float:
+    def _batch_args(self, X, Y, loss: int, sample_weight):
+        """One batch's checked arguments, as train_step and loss take them: (X, d, weights,
+        whether weighted, the workspace, dense targets)."""
         X = self._batch(X)
         d = X.shape[1]
         sw, use_w = self._weights(sample_weight, d)
@@ -777,7 +779,10 @@ class Model:
         if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out, self.sum_tol):
             raise InvalidInput("values out of range")
         ws = self._ws(d)
-        Yd = self._dense(Y, index, use_index, d, ws)
+        return X, d, sw, use_w, ws, self._dense(Y, index, use_index, d, ws)
+
+    def loss(self, X, Y, loss: int, grads: bool, sample_weight=None, delta: float = 1.0) -> float:
+        X, d, sw, use_w, ws, Yd = self._batch_args(X, Y, loss, sample_weight)
         _forward(self.params, self.offs, self.sizes, self.acts, X, ws[1], ws[9], ws[2], d, self._drop(ws), False)
         if use_w:
             J = _weighted_loss(self.acts, self.sizes, ws[1], ws[2], Yd, loss, d, self.eps, sw, float(delta))
@@ -814,14 +819,7 @@ class Model:
         self._opt = (RPROP, hyper, prev, step_size, self.params[:0], np.zeros(1, np.int64), self._undo)
 
     def train_step(self, X, Y, loss: int, sample_weight=None, delta: float = 1.0):
-        X = self._batch(X)
-        d = X.shape[1]
-        sw, use_w = self._weights(sample_weight, d)
-        Y, index, use_index = self._targets(Y, loss, d)
-        if d == 0 or not _values_ok(X, Y if Y is not None else X, index, use_index, loss, self.n_out, self.sum_tol):
-            raise InvalidInput("values out of range")
-        ws = self._ws(d)
-        Yd = self._dense(Y, index, use_index, d, ws)
+        X, d, sw, use_w, ws, Yd = self._batch_args(X, Y, loss, sample_weight)
         return _step(self.params, self.grads, self.offs, self.sizes, self.acts, X, Yd, loss, float(delta), ws[1], ws[9],
                      ws[2], ws[3], ws[4], d, self.eps, sw, use_w, self._drop(ws), self.pen,
                      self.penalised, *self._opt)
