@@ -28,8 +28,12 @@ start=$SECONDS
 echo "::: sanitize: build pynn._core with -fsanitize=address,undefined"
 SKBUILD_CMAKE_DEFINE="PYNN_WERROR=ON;PYNN_SANITIZE=ON" SKBUILD_BUILD_DIR="$scratch/build" \
     python -m pip install --quiet --no-deps --target "$scratch/site" "$repo"
+# the BLAS next to it, as in site-packages, so that the install RUNPATH resolves (the same version)
+blas="$(python -c "import importlib.metadata as m; print(m.version('scipy-openblas32'))")"
+python -m pip install --quiet --no-deps --target "$scratch/site" "scipy-openblas32==$blas"
 core="$(ls "$scratch"/site/pynn/_core*.so)"
-ldd "$core" | grep -q libasan && ldd "$core" | grep -q libubsan || { echo "$core lacks ASan/UBSan"; exit 1; }
+deps="$(ldd "$core")"  # (not piped into grep -q: with pipefail, ldd's SIGPIPE would fail the test)
+grep -q libasan <<<"$deps" && grep -q libubsan <<<"$deps" || { echo "$core lacks ASan/UBSan:"; echo "$deps"; exit 1; }
 
 preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 logs="$scratch/sanitizer"
@@ -39,7 +43,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs"
 run() { (cd "$scratch" && LD_PRELOAD="$preload" PYTHONPATH="$scratch/site" "$@"); }
 
 # The instruments first: pynn._core is the sanitized one, and ASan catches a heap overflow.
-run python -c "import sys, pynn._core as c; assert c.__file__.startswith(sys.argv[1]), c.__file__" "$scratch/site"
+run python -c "import sys, pynn.backends.cpp, pynn._core as c; assert c.__file__.startswith(sys.argv[1]), c.__file__" "$scratch/site"
 if run python -c "import ctypes, numpy as np; a = np.ones(8); ctypes.string_at(a.ctypes.data, 72)" 2>/dev/null; then
     echo "AddressSanitizer did not catch a heap-buffer-overflow: it is not active"; exit 1
 fi
