@@ -530,7 +530,10 @@ def test_fit(backend, data):
         ref_kw["validation_data"] = val
     if kw.get("shuffle") and kw.get("seed") is None:
         return  # shuffled from fresh entropy: nothing to reproduce
-    ref_status, ref_hist = outcome(lambda: t.fit(Xc, Yc, **ref_kw), [], allow=(FloatingPointError,))
+    try:  # (not through outcome(): the reference's run is not a case of its own)
+        ref_status, ref_hist = "ok", t.fit(Xc, Yc, **ref_kw)
+    except FloatingPointError:
+        ref_status, ref_hist = "raised", None
     assert status == ref_status, f"fit {status} but the reference {ref_status}"
     tol = 10 * NET_TOL[net.dtype]
     for layer, ref_layer in zip(net.layers, t.layers):
