@@ -6,8 +6,8 @@
 * In the normal suite each test runs ``NORMAL_EXAMPLES`` cases. With ``PYNN_FUZZ_EXAMPLES=N``
   (the dedicated CI step, ``.ci/fuzz.sh``) each entry point runs at least ``N`` cases in all,
   the terminal summary lists the count per entry point, and the session fails if any entry
-  point fell short. Cases are derandomized (the same on every run) and no example database
-  is written.
+  point fell short. Cases are derandomized (the same on every run), no example database
+  is written, and Hypothesis's caches go to the temporary directory, not the repository.
 * ``user_array`` draws what a user might pass: every dtype (bool, ints, float16/32/64,
   complex, object, str), C/F order, transposes, slices with steps, negative steps, read-only,
   misaligned and byte-swapped arrays, broadcast views, Python lists; values with NaN, ±inf,
@@ -25,6 +25,7 @@ import inspect
 import math
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,11 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps caches (constants from the source, unicode tables) in ./.hypothesis even
+# without an example database: keep them out of the repository.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), f"pynn-hypothesis-{os.getuid()}"))
 
 TARGET = int(os.environ.get("PYNN_FUZZ_EXAMPLES", "0") or 0)
 NORMAL_EXAMPLES = int(os.environ.get("PYNN_FUZZ_NORMAL", "12"))
