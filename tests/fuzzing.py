@@ -6,8 +6,8 @@
 * In the normal suite each test runs ``NORMAL_EXAMPLES`` cases. With ``PYNN_FUZZ_EXAMPLES=N``
   (the dedicated CI step, ``.ci/fuzz.sh``) each entry point runs at least ``N`` cases in all,
   the terminal summary lists the count per entry point, and the session fails if any entry
-  point fell short. Cases are derandomized (the same on every run) and no example database
-  is written.
+  point fell short. Cases are derandomized (the same on every run), no example database
+  is written, and Hypothesis's caches go to the temporary directory, not the repository.
 * ``user_array`` draws what a user might pass: every dtype (bool, ints, float16/32/64,
   complex, object, str), C/F order, transposes, slices with steps, negative steps, read-only,
   misaligned and byte-swapped arrays, broadcast views, Python lists; values with NaN, ±inf,
@@ -25,6 +25,7 @@ import inspect
 import math
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,11 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps caches (constants from the source, unicode tables) in ./.hypothesis even
+# without an example database: keep them out of the repository.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), f"pynn-hypothesis-{os.getuid()}"))
 
 TARGET = int(os.environ.get("PYNN_FUZZ_EXAMPLES", "0") or 0)
 NORMAL_EXAMPLES = int(os.environ.get("PYNN_FUZZ_NORMAL", "12"))
@@ -113,11 +119,12 @@ LAYOUTS = ("C", "F", "T", "step", "neg", "readonly", "misaligned", "broadcast", 
 
 
 # Draw helpers. Each interactive ``data.draw`` costs Hypothesis ~0.2 ms of bookkeeping, and a
-# case makes dozens of choices; so the choices come from one drawn byte string at a time,
-# 4 bytes per choice. Hypothesis still generates (derandomized) and shrinks those bytes, and
-# smaller bytes mean earlier options: put the typical option first. The bulk of each array is
-# derived from a drawn seed with NumPy.
-_BYTES = st.binary(min_size=256, max_size=256)
+# case makes dozens of choices; so the choices come from drawn byte strings, 64 bytes at a
+# time (Hypothesis makes bytes one by one, ~4 us each), as few bytes per choice as its range
+# needs. Hypothesis still generates (derandomized) and shrinks those bytes, and smaller bytes
+# mean earlier options: put the typical option first. The bulk of each array is derived from
+# a drawn seed with NumPy.
+_BYTES = st.binary(min_size=64, max_size=64)
 
 
 class Choices:
@@ -129,15 +136,18 @@ class Choices:
     def draw(self, strategy, label=None):
         return self._data.draw(strategy, label)
 
-    def _u32(self) -> int:
-        if self._pos + 4 > len(self._buf):
+    def _take(self, k: int) -> int:
+        if self._pos + k > len(self._buf):
             self._buf, self._pos = self._data.draw(_BYTES), 0
-        self._pos += 4
-        return int.from_bytes(self._buf[self._pos - 4:self._pos], "little")
+        self._pos += k
+        return int.from_bytes(self._buf[self._pos - k:self._pos], "little")
 
     def integer(self, lo: int, hi: int) -> int:
         n = hi - lo + 1
-        return lo + self._u32() % n if n > 1 else lo
+        if n <= 1:
+            return lo
+        k = 1 if n <= 256 else 2 if n <= 1 << 16 else 4 if n <= 1 << 32 else 8
+        return lo + self._take(k) % n
 
 
 def integer(data, lo: int, hi: int) -> int:

@@ -227,7 +227,8 @@ def loss_tolerance(net, loss, Yc, X64):
         else:  # log of a clipped probability: its slope is 1/p
             p = np.clip(A, eps, 1 - eps)
             s = np.sum(Ea / np.minimum(p, 1 - p)) / d
-        scale = max(1.0, float(np.max(Ea, initial=0)), float(np.abs(X64).max(initial=0)))
+        scale = max(1.0, float(np.max(Ea, initial=0)), float(np.abs(X64).max(initial=0)),
+                    float(np.abs(Y).max(initial=0)))
     return tol * s, scale
 
 
@@ -418,15 +419,16 @@ def draw_optimizer(data):
     return pick(data, ["sgd", pynn.SGD, None, 0.1])
 
 
-def expected_first_step(p, g, opt):
+def expected_first_step(p, g, opt, dtype=np.float64):
     """Parameters after a first step from fresh optimizer state, in float64, and a bound on how
     much an error δ in g can move them: SGD is linear in g; Adam's first step is
-    lr g / (|g| + eps) exactly, whose slope is lr eps / (|g| + eps)^2."""
+    lr g / (|g| + eps) exactly, whose slope is lr eps / (|g| + eps)^2. Where g² overflows the
+    dtype, Adam's second moment is inf and its step 0 (as in PyTorch): allow either."""
     with np.errstate(all="ignore"):
-        return _expected_first_step(p, g, opt)
+        return _expected_first_step(p, g, opt, np.dtype(dtype))
 
 
-def _expected_first_step(p, g, opt):
+def _expected_first_step(p, g, opt, dtype):
     cfg = opt.get_config()
     lr = cfg["lr"]
     if isinstance(opt, pynn.SGD):
@@ -435,7 +437,9 @@ def _expected_first_step(p, g, opt):
     eps = cfg["eps"]
     p0 = p * (1 - lr * cfg["weight_decay"])
     step = lr * g / (np.abs(g) + eps)
-    return p0 - step, lambda delta: np.minimum(2 * lr, lr * eps * delta / (np.maximum(np.abs(g) - delta, 0) + eps) ** 2)
+    overflow = np.abs(g) * np.sqrt(1 - cfg["beta2"]) >= np.sqrt(np.finfo(dtype).max)
+    return p0 - step, lambda delta: np.where(
+        overflow, 2 * lr, np.minimum(2 * lr, lr * eps * delta / (np.maximum(np.abs(g) - delta, 0) + eps) ** 2))
 
 
 @fuzz("train_step", share=3)
@@ -471,7 +475,7 @@ def test_train_step(backend, data):
         g_scale = max(float(np.abs(dW).max(initial=0)), float(np.abs(db).max(initial=0)), 1.0)
         delta = NET_TOL[net.dtype] * max(g_scale, sq(scale)) * 10
         for name, p0, g, got in (("W", W0, dW, layer.W), ("b", b0, db, layer.b)):
-            want, slope = expected_first_step(p0.astype(np.float64), g.astype(np.float64), opt)
+            want, slope = expected_first_step(p0.astype(np.float64), g.astype(np.float64), opt, net.dtype)
             atol = slope(delta) + NET_TOL[net.dtype] * (np.abs(p0) + 1)
             assert_within(got, want, atol, NET_TOL[net.dtype], f"{name}[{l}] after the step")
 
@@ -526,7 +530,10 @@ def test_fit(backend, data):
         ref_kw["validation_data"] = val
     if kw.get("shuffle") and kw.get("seed") is None:
         return  # shuffled from fresh entropy: nothing to reproduce
-    ref_status, ref_hist = outcome(lambda: t.fit(Xc, Yc, **ref_kw), [], allow=(FloatingPointError,))
+    try:  # (not through outcome(): the reference's run is not a case of its own)
+        ref_status, ref_hist = "ok", t.fit(Xc, Yc, **ref_kw)
+    except FloatingPointError:
+        ref_status, ref_hist = "raised", None
     assert status == ref_status, f"fit {status} but the reference {ref_status}"
     tol = 10 * NET_TOL[net.dtype]
     for layer, ref_layer in zip(net.layers, t.layers):
@@ -680,7 +687,7 @@ def expect_size(value, name):
     return [Problem(ValueError, rf"\b{name} must be an int >= 1")] if value < 1 else []
 
 
-JUNK_ACTS = ["Sigmoid", "gelu", "", None, 3, ["relu"]]
+JUNK_ACTS = ["Sigmoid", "swish", "", None, 3, ["relu"]]
 INIT_NAMES = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# AddressSanitizer + UndefinedBehaviorSanitizer: build the compiled core with
+# -DPYNN_SANITIZE=ON into a scratch directory and run the test suite, then a longer fuzz of
+# pynn._core, against it. Any sanitizer report fails the step.
+#
+# Needs: the active environment with pynn's test dependencies (as .ci/run leaves it), gcc,
+# and PyPI for pip's isolated build (scikit-build-core, pybind11, scipy-openblas32).
+#
+# - pip builds from the repo's files in its isolated build environment; --target and a
+#   scratch build dir keep the result away from the active environment and from build/.
+# - Python is not instrumented, so libasan must be the first library loaded (LD_PRELOAD),
+#   and libstdc++ with it: otherwise ASan's __cxa_throw interceptor finds no real function
+#   and the first C++ exception (pybind11's ValueError) aborts.
+# - detect_leaks=0: CPython keeps interned objects and module state alive until exit by
+#   design, and LeakSanitizer would report those (not pynn's) at every exit.
+# - allocator_may_return_null=1: tests that ask for impossible allocations expect NumPy's
+#   MemoryError; ASan would otherwise abort on them.
+# - tests/test_memory.py is left out: it measures resident memory, which ASan's shadow memory
+#   and quarantine change by design. Numba runs under ASan (its JIT code is not instrumented,
+#   its allocations are checked).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export CI="${CI:-true}"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+start=$SECONDS
+
+echo "::: sanitize: build pynn._core with -fsanitize=address,undefined"
+SKBUILD_CMAKE_DEFINE="PYNN_WERROR=ON;PYNN_SANITIZE=ON" SKBUILD_BUILD_DIR="$scratch/build" \
+    python -m pip install --quiet --no-deps --target "$scratch/site" "$repo"
+# the BLAS next to it, as in site-packages, so that the install RUNPATH resolves (the same version)
+blas="$(python -c "import importlib.metadata as m; print(m.version('scipy-openblas32'))")"
+python -m pip install --quiet --no-deps --target "$scratch/site" "scipy-openblas32==$blas"
+core="$(ls "$scratch"/site/pynn/_core*.so)"
+deps="$(ldd "$core")"  # (not piped into grep -q: with pipefail, ldd's SIGPIPE would fail the test)
+grep -q libasan <<<"$deps" && grep -q libubsan <<<"$deps" || { echo "$core lacks ASan/UBSan:"; echo "$deps"; exit 1; }
+
+preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
+logs="$scratch/sanitizer"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:allocator_may_return_null=1:log_path=$logs"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs"
+# Run from the scratch directory, so that the checkout's own pynn/ is not on sys.path.
+run() { (cd "$scratch" && LD_PRELOAD="$preload" PYTHONPATH="$scratch/site" "$@"); }
+
+# The instruments first: pynn._core is the sanitized one, and ASan catches a heap overflow.
+run python -c "import sys, pynn.backends.cpp, pynn._core as c; assert c.__file__.startswith(sys.argv[1]), c.__file__" "$scratch/site"
+if run python -c "import ctypes, numpy as np; a = np.ones(8); ctypes.string_at(a.ctypes.data, 72)" 2>/dev/null; then
+    echo "AddressSanitizer did not catch a heap-buffer-overflow: it is not active"; exit 1
+fi
+rm -f "$logs".*
+
+echo "::: sanitize: the test suite (without tests/test_memory.py) under ASan + UBSan"
+run pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" "$repo/tests" \
+    --ignore "$repo/tests/test_memory.py"
+echo "::: sanitize: pynn._core fuzzed, 2000 cases per entry point, under ASan + UBSan"
+run env PYNN_FUZZ_EXAMPLES=2000 pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" \
+    "$repo/tests/test_fuzz_core.py" "$repo/tests/test_concurrency.py"
+
+if ls "$logs".* >/dev/null 2>&1; then
+    echo "sanitizer reports:"; cat "$logs".*; exit 1
+fi
+echo "::: sanitize: clean ($((SECONDS - start)) s)"
