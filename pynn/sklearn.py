@@ -34,8 +34,15 @@ How they map onto pynn (and where they differ from scikit-learn):
   flat parameter buffer with pynn computing the loss and gradient, as scikit-learn does.
 * ``dtype`` (default ``"float32"``) is the precision pynn computes in; scikit-learn computes
   in the input's dtype. ``predict_proba`` and the regressor's ``predict`` return that dtype.
-  Sparse input is accepted but densified (pynn's kernels are dense). ``sample_weight`` is not
-  supported.
+  Sparse input is accepted but densified (pynn's kernels are dense).
+* ``sample_weight`` (in ``fit``, ``partial_fit`` and ``score``) weights each example's loss:
+  every batch's data term is ``Σ sᵢLᵢ / Σ sᵢ``, as scikit-learn's. Its penalty is
+  ``alpha/(2·Σ sᵢ)·Σ‖W‖²`` with the batch's own ``Σ sᵢ``; pynn's penalty is fixed per fit, so
+  each layer gets ``Dense.l2 = alpha / (batch_size · mean(s))`` — the same when the weights are
+  equal (and for L-BFGS, whose one batch is the whole data: ``alpha / Σ sᵢ`` exactly). With
+  weights, ``loss_curve_`` holds the epoch's weighted mean loss, where scikit-learn averages
+  the batches' weighted means by batch length. The early-stopping split takes the weights
+  with it, and ``validation_scores_`` are weighted, as scikit-learn's.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import _validate as V
 from .backends import BACKENDS, resolve
@@ -255,7 +262,7 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = opt
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -264,6 +271,8 @@ class _BaseMLP(BaseEstimator):
             The input data (sparse input is densified).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each example (not all zero); None weighs them equally.
 
         Returns
         -------
@@ -271,7 +280,7 @@ class _BaseMLP(BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _check_solver(self) -> bool:
         if self.solver not in ("sgd", "adam"):
@@ -301,12 +310,14 @@ class _BaseMLP(BaseEstimator):
             X = X.toarray()
         return (X, yv) if y else X
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, incremental: bool, sample_weight=None):
         hidden = self._hidden_sizes()
         dtype = self._net_dtype()
         resolve(self.backend)  # an unavailable backend is a ValueError before any work
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         X, targets, n_outputs = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:  # float64, (n_samples,), >= 0, not all zero
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         sizes = [X.shape[1], *hidden, n_outputs]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -315,9 +326,9 @@ class _BaseMLP(BaseEstimator):
             self._check_warm_net(sizes, dtype)
         net = self._net
         if self.solver in ("sgd", "adam"):
-            self._fit_stochastic(net, X, targets, incremental)
+            self._fit_stochastic(net, X, targets, incremental, sample_weight)
         else:
-            self._fit_lbfgs(net, X, targets)
+            self._fit_lbfgs(net, X, targets, sample_weight)
         return self
 
     def _initialize(self, sizes: list[int], dtype: np.dtype) -> None:
@@ -368,7 +379,7 @@ class _BaseMLP(BaseEstimator):
     def _loss_name(self) -> str:
         return _LOSS_OF_OUTPUT[self._net.layers[-1].activation]
 
-    def _set_l2(self, net: Network, n_batch: int) -> None:
+    def _set_l2(self, net: Network, n_batch: float) -> None:
         l2 = self.alpha / n_batch
         for layer in net.layers:
             if layer.l2 != l2:
@@ -381,7 +392,8 @@ class _BaseMLP(BaseEstimator):
                        nesterov=bool(self.nesterovs_momentum) and momentum > 0)
         return Adam(self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
 
-    def _fit_stochastic(self, net: Network, X: np.ndarray, targets: np.ndarray, incremental: bool) -> None:
+    def _fit_stochastic(self, net: Network, X: np.ndarray, targets: np.ndarray, incremental: bool,
+                        sample_weight: np.ndarray | None) -> None:
         if not incremental or "_optimizer" not in self.__dict__:
             self._optimizer = self._make_optimizer()
             self._lr = float(self.learning_rate_init)  # scikit-learn's units
@@ -400,8 +412,13 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
             X, X_val = X[tr], X[va]
-            val = (X_val.T, targets[..., va])
+            val = (X_val.T, targets[..., va], None if sample_weight is None else sample_weight[va])
             targets = targets[..., tr]
+            if sample_weight is not None:
+                sample_weight = sample_weight[tr]
+                if not sample_weight.any():
+                    raise ValueError("Sample weights of the training part (after the early-stopping split) must "
+                                     "contain at least one non-zero number.")
         n = X.shape[0]
         if self.batch_size == "auto":
             bs = min(200, n)
@@ -409,14 +426,15 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             bs = int(np.clip(self.batch_size, 1, n))
-        self._set_l2(net, bs)
+        # scikit-learn's per-batch alpha / Σ s over the batch, at the mean weight (module docstring)
+        self._set_l2(net, bs * (1.0 if sample_weight is None else float(sample_weight.mean())))
         self.n_iter_ = 0
         epochs = 1 if incremental else self.max_iter
         seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         self._stopped = False
         try:  # health=False: no TrainingHealthWarning (scikit-learn's users expect its warnings only)
             history = net.fit(X.T, targets, loss=self._loss_name(), optimizer=self._optimizer, epochs=epochs,
-                              batch_size=bs, shuffle=bool(self.shuffle), seed=seed,
+                              batch_size=bs, shuffle=bool(self.shuffle), seed=seed, sample_weight=sample_weight,
                               callbacks=[_EpochEnd(self, n, val)], verbose=0, health=False)
         except Diverged as e:
             raise ValueError("Solver produced non-finite parameter weights: " + str(e) + ". The input data may "
@@ -481,9 +499,9 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _fit_lbfgs(self, net: Network, X: np.ndarray, targets: np.ndarray) -> None:
+    def _fit_lbfgs(self, net: Network, X: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """scipy's L-BFGS-B over the flat parameter buffer; pynn gives J and its gradient."""
-        self._set_l2(net, X.shape[0])
+        self._set_l2(net, X.shape[0] if sample_weight is None else float(sample_weight.sum()))
         Xv, Yv, loss = net._validated(X.T, targets, self._loss_name())
         m = self.n_outputs_ if loss == "mse" else 1
         params, grads = net._params, net._grads
@@ -492,7 +510,7 @@ class _BaseMLP(BaseEstimator):
             # scikit-learn's pair: its reported loss (data term / n_outputs for mse) and the
             # gradient of pynn's objective, which is the gradient scikit-learn computes
             params[...] = p
-            J = net._loss_and_grads(Xv, Yv, loss)
+            J = net._loss_and_grads(Xv, Yv, loss, sample_weight)
             if m > 1:
                 pen = net._penalty()
                 J = (J - pen) / m + pen
@@ -667,17 +685,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = self._label_binarizer.transform(y)
         return X, np.ascontiguousarray(Y.T, dtype=self._net_dtype()), Y.shape[1]
 
-    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray) -> float:
-        """Accuracy on the held-out set (scikit-learn's accuracy_score of predict)."""
+    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray, sw: np.ndarray | None) -> float:
+        """Accuracy on the held-out set (scikit-learn's accuracy_score of predict, weighted by ``sw``)."""
         out = self._net.predict(X_val_T)
         if not np.isfinite(out).all():
             return np.nan
         if targets_val.ndim == 1:
-            return float(np.mean(out.argmax(axis=0) == targets_val))
-        return float(np.mean(np.all((out > 0.5) == (targets_val > 0.5), axis=0)))
+            right = out.argmax(axis=0) == targets_val
+        else:
+            right = np.all((out > 0.5) == (targets_val > 0.5), axis=0)
+        return float(np.average(right, weights=sw))
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single epoch over the given data.
 
         Parameters
@@ -686,6 +706,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             The target labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each example (not all zero).
         classes : array of shape (n_classes,), default=None
             All the classes across calls; required on the first call (as scikit-learn).
 
@@ -701,7 +723,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -868,15 +890,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, np.ascontiguousarray(Y.T, dtype=self._net_dtype()), Y.shape[1]
 
-    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray) -> float:
-        """R² on the held-out set (scikit-learn's r2_score of predict)."""
+    def _val_score(self, X_val_T: np.ndarray, targets_val: np.ndarray, sw: np.ndarray | None) -> float:
+        """R² on the held-out set (scikit-learn's r2_score of predict, weighted by ``sw``)."""
         out = self._net.predict(X_val_T)
         if not np.isfinite(out).all():
             return np.nan
-        return float(r2_score(targets_val.T, out.T))
+        return float(r2_score(targets_val.T, out.T, sample_weight=sw))
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single epoch over the given data.
 
         Parameters
@@ -885,6 +907,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             The input data.
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each example (not all zero).
 
         Returns
         -------
@@ -892,7 +916,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             The updated estimator.
         """
         self._validate_params()
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.

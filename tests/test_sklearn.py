@@ -50,9 +50,19 @@ def _check_instances():
     return out
 
 
+# Per-check parameters, as scikit-learn sets for its own MLPs (PER_ESTIMATOR_CHECK_PARAMS: there
+# solver="lbfgs" / solver="sgd" for the same check). Fitting with integer weights and fitting on
+# repeated rows agree to rounding; the check compares with rtol=1e-7, which float32 cannot meet.
+PER_CHECK_PARAMS = {"check_sample_weight_equivalence_on_dense_data": dict(dtype="float64"),
+                    "check_sample_weight_equivalence_on_sparse_data": dict(dtype="float64")}
+
+
 @no_convergence_warning
 @parametrize_with_checks(_check_instances())
 def test_sklearn_estimator_checks(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if name in PER_CHECK_PARAMS:
+        estimator = clone(estimator).set_params(**PER_CHECK_PARAMS[name])
     check(estimator)
 
 
@@ -193,6 +203,96 @@ def test_early_stopping_matches_scikit_learn(kind):
     assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_, rel=1e-9)
     assert ours.best_loss_ is None and theirs.best_loss_ is None
     assert_same_model(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+# ---------------------------------------------------------------- sample_weight, against scikit-learn's
+def weights(n, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"varied": rng.uniform(0.0, 3.0, n), "integers": rng.integers(0, 4, n).astype(float),
+            "constant": np.full(n, 2.5)}[kind]
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel"])
+@pytest.mark.parametrize("sw", ["varied", "integers"])
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_weighted_classifier_follows_scikit_learn(backend, kind, sw, solver):
+    # one batch per epoch: scikit-learn's per-batch penalty alpha / sum(s) is then pynn's exactly
+    X, y = digits(300)
+    s = weights(len(y), sw)
+    kw = dict(STEP, solver=solver, batch_size=300)
+    ours = MLPClassifier(dtype="float64", backend=backend, **kw).fit(X, targets(kind, y), sample_weight=s)
+    theirs = skl.MLPClassifier(**kw).fit(X, targets(kind, y), sample_weight=s)
+    if solver == "sgd":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-8)
+    assert_same_model(ours, theirs, rtol=1e-7, atol=1e-9)
+    # and the weights matter: unweighted training ends elsewhere
+    plain = MLPClassifier(dtype="float64", backend=backend, **kw).fit(X, targets(kind, y))
+    assert not np.allclose(plain.coefs_[0], ours.coefs_[0], rtol=1e-4, atol=1e-6)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_weighted_regressor_follows_scikit_learn(backend, solver):
+    X, y = make_friedman1(300, n_features=6, random_state=0)
+    s = weights(len(y), "varied")
+    kw = dict(STEP, activation="relu", learning_rate_init=0.002, solver=solver, batch_size=300)
+    ours = MLPRegressor(dtype="float64", backend=backend, **kw).fit(X, y, sample_weight=s)
+    theirs = skl.MLPRegressor(**kw).fit(X, y, sample_weight=s)
+    if solver == "sgd":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    assert_same_model(ours, theirs, rtol=1e-7, atol=1e-9)
+    assert ours.score(X, y, sample_weight=s) == pytest.approx(theirs.score(X, y, sample_weight=s), rel=1e-9)
+
+
+@no_convergence_warning
+def test_constant_weights_in_mini_batches_follow_scikit_learn(backend):
+    # equal weights c: scikit-learn's penalty alpha / (c * batch) in every full batch, pynn's too
+    X, y = digits()
+    kw = dict(STEP, solver="sgd")
+    s = weights(len(y), "constant")
+    ours = MLPClassifier(dtype="float64", backend=backend, **kw).fit(X, y, sample_weight=s)
+    theirs = skl.MLPClassifier(**kw).fit(X, y, sample_weight=s)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    assert_same_model(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+@no_convergence_warning
+def test_weighted_early_stopping_scores_as_scikit_learn():
+    # the split carries the weights along and the validation accuracy is weighted
+    X, y = digits(300)
+    s = weights(len(y), "varied", seed=1)
+    kw = dict(STEP, solver="sgd", early_stopping=True, validation_fraction=0.2, batch_size=240, max_iter=15,
+              n_iter_no_change=50)
+    ours = MLPClassifier(dtype="float64", **kw).fit(X, targets("binary", y), sample_weight=s)
+    theirs = skl.MLPClassifier(**kw).fit(X, targets("binary", y), sample_weight=s)
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+
+
+def test_weighted_partial_fit_equals_repeated_rows():
+    X, y = digits(200)
+    s = weights(len(y), "integers")
+    a = MLPClassifier(dtype="float64", solver="sgd", shuffle=False, random_state=0, batch_size=200)
+    b = clone(a).set_params(batch_size=int(s.sum()))  # one batch each
+    a.partial_fit(X, y, sample_weight=s, classes=np.arange(10))
+    b.partial_fit(X.repeat(s.astype(int), axis=0), y.repeat(s.astype(int)), classes=np.arange(10))
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad, err", [(np.zeros(50), "non-zero"), (-np.ones(50), "(?i)negative"),
+                                      (np.ones(49), "shape"), (np.full(50, np.nan), "NaN")])
+def test_bad_sample_weight_is_refused_and_the_model_kept(bad, err):
+    X, y = digits(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+        before = [c.copy() for c in clf.coefs_]
+        with pytest.raises(ValueError, match=err):
+            clf.fit(X, y, sample_weight=bad)
+    for a, b in zip(before, clf.coefs_):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_multiclass_early_stopping_keeps_the_best_weights(backend):
