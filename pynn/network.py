@@ -1234,7 +1234,9 @@ class Network:
         n_features)`` and gives ``output_name`` of shape ``(n_examples, n_outputs)``, as ONNX
         runtimes expect: the transpose of pynn's ``(features, examples)``, so
         ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
-        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
+        is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op(s), for every
+        activation (elu, gelu and softplus from elementary ops: see :mod:`pynn.onnx_export`; a
+        float64 gelu runs its ``Erf`` in float32, as onnxruntime has no float64 one); the graph is
         checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
         ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
 

@@ -4,6 +4,14 @@ The graph is one ``Gemm`` per layer (``transB=1``, so the weights are stored as 
 them, ``(n_out, n_in)``) followed by the layer's activation: ``Sigmoid``, ``Tanh``, ``Relu``,
 ``LeakyRelu`` (alpha 0.01, as pynn; for float64 networks ``Max(z, 0.01 z)``, because
 LeakyRelu's alpha is a float32 attribute), ``Softmax`` (axis 1), or nothing for ``linear``.
+The newer activations are built from elementary operators that onnxruntime runs in float32 and
+float64 (its ``Elu``, ``Softplus`` and ``Erf`` kernels are float32 only):
+
+* ``elu``: ``Elu`` (alpha 1) in float32; ``Relu(z) + (Exp(Min(z, 0)) - 1)`` in float64;
+* ``softplus``: ``Where(z > 20, z, Relu(z) + Log(1 + Exp(-|z|)))``, PyTorch's threshold as pynn;
+* ``gelu``: ``0.5 z (1 + Erf(z / √2))``, exact as pynn's; a float64 network computes ``Erf`` in
+  float32 (``Cast`` around it), so its output agrees to float32 precision, not float64's;
+* ``exp``: ``Exp``.
 
 Layout: the ONNX model takes **row-major** input ``X`` of shape ``(n_examples, n_features)``
 and gives ``Y`` of shape ``(n_examples, n_outputs)``, as ONNX runtimes and converters expect;
@@ -14,6 +22,7 @@ that is the transpose of pynn's ``(features, examples)`` convention, so
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +42,7 @@ def to_onnx(net: Network, path: str | os.PathLike[str] | None = None, *, opset: 
     See :meth:`pynn.Network.to_onnx`.
     """
     from ._validate import check_int
-    from .backends.reference import LEAKY_SLOPE
+    from .backends.reference import ELU_ALPHA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD
     from .io import atomic_write, check_metadata
 
     opset = check_int(opset, "opset", minimum=MIN_OPSET)
@@ -55,6 +64,16 @@ def to_onnx(net: Network, path: str | os.PathLike[str] | None = None, *, opset: 
     elem = TensorProto.FLOAT if net.dtype == np.float32 else TensorProto.DOUBLE
     n = len(net.layers)
     nodes, inits = [], []
+
+    def const(name: str, value: float) -> str:
+        """A scalar initializer in the network's dtype, added once."""
+        if not any(t.name == name for t in inits):
+            inits.append(numpy_helper.from_array(np.array(value, net.dtype), name))
+        return name
+
+    def node(op: str, ins: list[str], out: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
     prev = input_name
     for i, layer in enumerate(net.layers):
         stem = layer._stem
@@ -79,6 +98,33 @@ def to_onnx(net: Network, path: str | os.PathLike[str] | None = None, *, opset: 
             nodes.append(helper.make_node("Max", [z, f"S{i}"], [a], name=f"leaky_relu{i}"))
         elif stem == "softmax":
             nodes.append(helper.make_node("Softmax", [z], [a], name=f"softmax{i}", axis=1))
+        elif stem == "exp":
+            nodes.append(helper.make_node("Exp", [z], [a], name=f"exp{i}"))
+        elif stem == "elu" and elem == TensorProto.FLOAT:
+            nodes.append(helper.make_node("Elu", [z], [a], name=f"elu{i}", alpha=ELU_ALPHA))
+        elif stem == "elu":  # relu(z) + alpha (exp(min(z, 0)) - 1)
+            neg = node("Min", [z, const("zero", 0.0)], f"elu{i}_neg")
+            em1 = node("Sub", [node("Exp", [neg], f"elu{i}_exp"), const("one", 1.0)], f"elu{i}_em1")
+            if ELU_ALPHA != 1.0:  # pragma: no cover - pynn's alpha is 1
+                em1 = node("Mul", [em1, const("elu_alpha", ELU_ALPHA)], f"elu{i}_scaled")
+            nodes.append(helper.make_node("Add", [node("Relu", [z], f"elu{i}_pos"), em1], [a], name=f"elu{i}"))
+        elif stem == "softplus":  # relu(z) + log(1 + exp(-|z|)), z itself above the threshold
+            tail = node("Exp", [node("Neg", [node("Abs", [z], f"softplus{i}_abs")], f"softplus{i}_nabs")],
+                        f"softplus{i}_exp")
+            log = node("Log", [node("Add", [tail, const("one", 1.0)], f"softplus{i}_1p")], f"softplus{i}_log")
+            smooth = node("Add", [node("Relu", [z], f"softplus{i}_pos"), log], f"softplus{i}_smooth")
+            big = node("Greater", [z, const("softplus_threshold", SOFTPLUS_THRESHOLD)], f"softplus{i}_big")
+            nodes.append(helper.make_node("Where", [big, z, smooth], [a], name=f"softplus{i}"))
+        elif stem == "gelu":  # z Φ(z) = 0.5 z (1 + erf(z / √2))
+            u = node("Mul", [z, const("inv_sqrt2", math.sqrt(0.5))], f"gelu{i}_u")
+            if elem == TensorProto.FLOAT:
+                erf = node("Erf", [u], f"gelu{i}_erf")
+            else:  # onnxruntime has no float64 Erf
+                u32 = node("Cast", [u], f"gelu{i}_u32", to=TensorProto.FLOAT)
+                erf = node("Cast", [node("Erf", [u32], f"gelu{i}_erf32")], f"gelu{i}_erf", to=TensorProto.DOUBLE)
+            cdf = node("Mul", [node("Add", [erf, const("one", 1.0)], f"gelu{i}_1p"), const("half", 0.5)],
+                       f"gelu{i}_cdf")
+            nodes.append(helper.make_node("Mul", [z, cdf], [a], name=f"gelu{i}"))
         elif stem == "linear":
             a = z
         else:  # pragma: no cover - a new activation needs a row here

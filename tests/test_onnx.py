@@ -16,9 +16,11 @@ import pytest
 import pynn
 from conftest import require
 
-HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "linear", "identity"]
-OUTPUT = ["sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax"]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "linear", "identity"]
+OUTPUT = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "exp", "linear", "softmax"]
 TOL = {np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6), np.dtype(np.float64): dict(rtol=1e-13, atol=1e-14)}
+# onnxruntime has no float64 Erf: a float64 network's gelu is computed in float32 there
+GELU64_TOL = dict(rtol=1e-6, atol=1e-7)
 
 
 def session(path):
@@ -49,7 +51,8 @@ def test_onnxruntime_predicts_what_the_network_predicts(tmp_path, dtype, hidden,
         got = s.run(None, {"X": X})[0]
         want = net.predict(X.T).T
         assert got.dtype == dtype and got.shape == (n, 3)
-        np.testing.assert_allclose(got, want, **TOL[dtype])
+        tol = GELU64_TOL if dtype == np.float64 and "gelu" in (hidden, output) else TOL[dtype]
+        np.testing.assert_allclose(got, want, **tol)
 
 
 def test_every_backend_exports_the_same_weights(tmp_path, backend, dtype):
@@ -99,3 +102,18 @@ def test_bad_arguments(tmp_path, kw, exc, match):
     with pytest.raises(exc, match=match):
         pynn.Network.from_sizes([2, 2], seed=0).to_onnx(tmp_path / "m.onnx", **kw)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("act", ["elu", "gelu", "softplus", "exp"])
+def test_the_newer_activations_over_their_whole_range(tmp_path, dtype, act):
+    # pre-activations from -60 to 60 (exp: to 40): softplus's linear branch above 20, elu's and
+    # softplus's tails, where a naive log(1 + exp(z)) or exp(z) - 1 would lose the value
+    require("onnx")
+    net = pynn.Network([pynn.Dense(1, 1, act)], dtype=dtype, backend="numpy", seed=0)
+    net.layers[0].W, net.layers[0].b = np.ones((1, 1)), np.zeros((1, 1))
+    top = 40 if act == "exp" else 60
+    X = np.concatenate([np.linspace(-top, top, 241), [-1e-9, 1e-9, 20, 20.5, 19.5]]).astype(dtype)[:, None]
+    net.to_onnx(tmp_path / "net.onnx")
+    got = session(tmp_path / "net.onnx").run(None, {"X": X})[0]
+    tol = GELU64_TOL if (act, np.dtype(dtype)) == ("gelu", np.float64) else TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(got, net.predict(X.T).T, **tol)
