@@ -1146,8 +1146,8 @@ class Network:
         >>> Xw = np.array([[1000.0, 1010, 1020, 1030], [0.001, 0.003, 0.002, 0.004]])
         >>> net = pynn.Network.from_sizes([2, 1], output="linear", dtype="float64", seed=0)
         >>> _ = net.fit(Xw, [[1.0, 2, 3, 4]], loss="mse", optimizer=pynn.SGD(0.1), epochs=1, standardize=True)
-        >>> net.scaler.mean
-        array([1.0150e+03, 2.5e-03])
+        >>> net.scaler.mean.tolist()  # predict(Xw) standardises Xw with it
+        [1015.0, 0.0025]
         """
         if not isinstance(standardize, (bool, np.bool_)):
             raise TypeError(f"standardize must be a bool, got {standardize!r}")
