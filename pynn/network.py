@@ -1434,7 +1434,9 @@ class Network:
         ``session.run(None, {"X": data})[0]`` equals ``net.predict(data.T).T``. The batch size
         is free. Each layer is a ``Gemm`` (``transB=1``) and its activation op; the graph is
         checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
-        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON. A
+        network with a :attr:`scaler` exports it too (``Sub`` and ``Mul`` nodes before the first
+        ``Gemm``, in the network's dtype), so the ONNX model takes raw inputs as ``predict`` does.
 
         Parameters
         ----------

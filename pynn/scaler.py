@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _validate as V
 
-_CHUNK_ELEMENTS = 1 << 20  # float64 elements converted at a time while fitting (8 MB)
+_CHUNK_ELEMENTS = 1 << 19  # float64 elements per chunk while fitting (4 MB)
 
 
 def _constant(var: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
@@ -117,7 +117,7 @@ class Scaler:
         if n == 0:
             raise ValueError(f"X must hold at least one example (column) to fit a scaler, got shape {X.shape}")
         mean, m2, seen = np.zeros(n_features), np.zeros(n_features), 0
-        buf = None
+        buf = dev_buf = None  # float64 chunk and deviations, reused
         for Xc in chunks:
             if Xc.dtype != np.float64:  # one float64 chunk, reused
                 if buf is None or buf.shape[1] < Xc.shape[1]:
@@ -127,7 +127,10 @@ class Scaler:
                 raise ValueError("X must hold only finite values to fit a scaler")
             k = Xc.shape[1]
             cmean = Xc.mean(axis=1)
-            cm2 = np.square(Xc - cmean[:, None]).sum(axis=1)
+            if dev_buf is None:  # the first chunk is the widest
+                dev_buf = np.empty(Xc.shape, np.float64, order="F")
+            dev = np.subtract(Xc, cmean[:, None], out=dev_buf[:, :k])
+            cm2 = np.square(dev, out=dev).sum(axis=1)
             total = seen + k
             delta = cmean - mean
             mean += delta * (k / total)
