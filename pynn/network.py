@@ -676,6 +676,8 @@ class Network:
 
         ``out``, if given, is a writable ``(m, n_examples)`` array of the network's dtype that
         receives the result (so repeated calls allocate nothing). ``predict`` is the same method.
+        With a :attr:`scaler` ``X`` is raw input, standardised here a chunk at a time (into one
+        reused buffer, never a copy of ``X``); so are the inputs of every other method.
 
         Examples
         --------
@@ -1053,7 +1055,8 @@ class Network:
 
     def evaluate(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> dict[str, float]:
         """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
-        With ``sample_weight`` both are weighted means over the examples.
+        With ``sample_weight`` both are weighted means over the examples. ``X`` is raw input:
+        a network with a :attr:`scaler` standardises it (chunk by chunk) as :meth:`forward` does.
 
         Examples
         --------
