@@ -584,8 +584,11 @@ void bind_model(py::module_& m, const char* name) {
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, L);
             const double* sw = weights_view(s_, X.cols);
             // the input standardisation: both or neither, float64 (n_in,)
-            const double* mean = weights_view(mean_, self.model.n_in());
-            const double* inv_scale = weights_view(inv_, self.model.n_in());
+            for (const Weights* v : {&mean_, &inv_})
+                if (*v && ((*v)->ndim() != 1 || (*v)->shape(0) != self.model.n_in() || (*v)->strides(0) != 8))
+                    fail("mean and inv_scale must be contiguous float64 arrays of one value per input");
+            const double* mean = mean_ ? mean_->data() : nullptr;
+            const double* inv_scale = inv_ ? inv_->data() : nullptr;
             if (!mean != !inv_scale) fail("give both mean and inv_scale, or neither");
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
             // keep to the batches that exist, so no index product can overflow: [first, first+count)

@@ -274,3 +274,22 @@ def test_fit_standardize_never_copies_X(backend):
         extra = m["peak"] - m["base"]
         assert m["data"] == EXAMPLES * 1000 * 4
         assert extra < 30e6, f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("fused", ["cpp", "numba"])
+def test_fused_models_check_the_standardisation_arguments(fused):
+    """pynn._core (and the jitted model) can be called directly: bad mean/inv_scale raise, never crash."""
+    backend_module(fused)
+    net = pair(fused)[0]
+    model = net._model
+    X = np.asfortranarray(X_ROWS.T)
+    y = Y_CLS.astype(np.int64)
+    net._bind_optimizer(pynn.SGD(0.1))
+    before = net._params.copy()
+    ok = np.zeros(4)
+    for kw in ({"mean": ok}, {"inv_scale": ok}, {"mean": np.zeros(3), "inv_scale": np.ones(3)},
+               {"mean": np.zeros(8)[::2], "inv_scale": np.ones(4)}):
+        with pytest.raises(ValueError, match="mean and inv_scale|give both"):
+            model.run_batches(X, y, None, 0, 2, 16, 2, False, **kw)
+    assert np.array_equal(net._params, before)
+    model.run_batches(X, y, None, 0, 1, 16, 2, False, mean=ok, inv_scale=np.ones(4))  # the good call runs

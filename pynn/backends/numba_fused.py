@@ -734,8 +734,9 @@ class Model:
         return cache
 
     def _vector(self, a):
-        if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (self.n_in,):
-            raise InvalidInput("mean and inv_scale must be float64 arrays of one value per input")
+        if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (self.n_in,) \
+                or not a.flags.c_contiguous:  # as the compiled core takes them (and one jit signature)
+            raise InvalidInput("mean and inv_scale must be contiguous float64 arrays of one value per input")
         return a
 
     def _batch(self, X):
