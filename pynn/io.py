@@ -15,7 +15,7 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding:
 * with a scaler, ``scaler_mean`` and ``scaler_scale``: float64 ``(n_features,)``; an input
   ``x`` is fed to the first layer as ``(x - scaler_mean) / scaler_scale``.
 
-Format 1 (pynn 0.1 to this version) is format 2 without the four new keys and members; it is
+Format 1 (what pynn wrote before format 2) is format 2 without the four new keys and members; it is
 still read. docs/FORMAT.md describes the layout in full, with a plain-NumPy reader. ``load``
 checks the header, the shapes, dtypes and sizes (from the zip directory, before reading any
 array) and rejects anything else with a ValueError.
