@@ -577,11 +577,19 @@ void bind_model(py::module_& m, const char* name) {
            "step"_a.noconvert())
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
-                               const Weights& s_, double delta, bool update) {
+                               const Weights& s_, double delta, bool update, const Weights& mean_,
+                               const Weights& inv_) {
             const Loss L = loss_code(loss);
             auto X = batch_view<T>(X_, self.model.n_in(), "X");
             auto Y = target_view<T>(Y_, self.model.n_out(), X.cols, L);
             const double* sw = weights_view(s_, X.cols);
+            // the input standardisation: both or neither, float64 (n_in,)
+            for (const Weights* v : {&mean_, &inv_})
+                if (*v && ((*v)->ndim() != 1 || (*v)->shape(0) != self.model.n_in() || (*v)->strides(0) != 8))
+                    fail("mean and inv_scale must be contiguous float64 arrays of one value per input");
+            const double* mean = mean_ ? mean_->data() : nullptr;
+            const double* inv_scale = inv_ ? inv_->data() : nullptr;
+            if (!mean != !inv_scale) fail("give both mean and inv_scale, or neither");
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
             // keep to the batches that exist, so no index product can overflow: [first, first+count)
             // within the data's nbat batches, and a batch no larger than the data (same batches)
@@ -623,7 +631,8 @@ void bind_model(py::module_& m, const char* name) {
             self.model.huber_delta = delta;
             {
                 py::gil_scoped_release release;
-                st = self.model.run_batches(X, Y, ord, first, count, bs, L, opt, count_correct, stop, sw);
+                st = self.model.run_batches(X, Y, ord, first, count, bs, L, opt, count_correct, stop, sw, mean,
+                                            inv_scale);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);
@@ -631,7 +640,8 @@ void bind_model(py::module_& m, const char* name) {
            "the buffer); returns (loss_sum, seen, right, judged, batches, "
            "diverged, bad_loss, exception raised by a signal handler or None)",
            "X"_a, "Y"_a, "order"_a.none(true), "first"_a, "count"_a, "batch_size"_a, "loss"_a, "count_correct"_a,
-           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0, "update"_a = true);
+           "poll_signals"_a = false, "sample_weight"_a = py::none(), "delta"_a = 1.0, "update"_a = true,
+           "mean"_a = py::none(), "inv_scale"_a = py::none());
 }
 }  // namespace
 

@@ -341,7 +341,8 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
 template <class T>
 EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                                  Loss loss, const OptState<T>& opt, bool want_correct,
-                                 const std::function<bool()>& stop, const double* sw) {
+                                 const std::function<bool()>& stop, const double* sw, const double* mean,
+                                 const double* inv_scale) {
     EpochStats st;
     idx N = X.cols, n = n_in(), m = n_out();
     auto ws = acquire(bs);
@@ -355,7 +356,8 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             for (idx j = 0; j < nb; ++j) {
                 idx c = idx(order[s + j]);
                 T* dst = ws->Xb + j * n;
-                if (X.rs == 1 && n >= 64) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
+                if (mean) for (idx i = 0; i < n; ++i) dst[i] = T((double(X(i, c)) - mean[i]) * inv_scale[i]);
+                else if (X.rs == 1 && n >= 64) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
                 else for (idx i = 0; i < n; ++i) dst[i] = X(i, c);  // short columns: no libc call
                 if (sw) ws->Sb[j] = sw[c];
                 if (Y.is_index()) {
@@ -368,8 +370,14 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             Xb = {ws->Xb, n, nb, 1, n};
             if (Y.is_index()) Yb.index = ws->Ib.data();
             else Yb.dense = {ws->Yb, m, nb, 1, m};
-        } else {  // in order: the batch is a view of X, nothing is copied
+        } else {  // in order: the batch is a view of X, nothing is copied (unless standardised)
             Xb = {X.p + s * X.cs, n, nb, X.rs, X.cs};
+            if (mean) {
+                for (idx j = 0; j < nb; ++j)
+                    for (idx i = 0; i < n; ++i)
+                        ws->Xb[i + j * n] = T((double(X(i, s + j)) - mean[i]) * inv_scale[i]);
+                Xb = {ws->Xb, n, nb, 1, n};
+            }
             if (Y.is_index()) { Yb.index = Y.index + s * Y.index_stride; Yb.index_stride = Y.index_stride; }
             else Yb.dense = {Y.dense.p + s * Y.dense.cs, m, nb, Y.dense.rs, Y.dense.cs};
         }

@@ -84,9 +84,12 @@ class Model {
     // `stop` is asked after every step and ends the run early when it answers true (Ctrl-C).
     // `s` (N,) are sample weights or null; a batch whose weights are all zero is skipped.
     // With opt.kind == none nothing is updated: the gradients of the last batch stay in the buffer.
+    // `mean`, `inv_scale` (n_in,) standardise the inputs as they are gathered (in-order batches
+    // are then gathered too): x' = T((double(x) - mean_i) * inv_scale_i); null: X as it is.
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                            Loss loss, const OptState<T>& opt, bool count_correct,
-                           const std::function<bool()>& stop = {}, const double* s = nullptr);
+                           const std::function<bool()>& stop = {}, const double* s = nullptr,
+                           const double* mean = nullptr, const double* inv_scale = nullptr);
 
     // Inverted dropout on layer l's output with probability rates[l] in training steps (not in
     // forward or loss); the masks come from dropout_mask(seed, *step, l), and every training

@@ -55,6 +55,7 @@ from .io import load
 from .many import fit_many
 from .network import Dense, Network
 from .optimizers import LBFGS, SGD, Adam, Optimizer, RMSprop, Rprop
+from .scaler import Scaler
 from .training import Callback, Diverged, EarlyStopping, History
 from . import health, losses, schedules
 
@@ -71,6 +72,7 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "SGD",
+    "Scaler",
     "available_backends",
     "fit_many",
     "get_num_threads",

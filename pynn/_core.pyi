@@ -88,7 +88,9 @@ class _Model:
                     order: npt.NDArray[np.int64] | None, first: int, count: int, batch_size: int, loss: int,
                     count_correct: bool, poll_signals: bool = False,
                     sample_weight: npt.NDArray[np.float64] | None = None,
-                    delta: float = 1.0, update: bool = True) -> tuple[float, int, int, int, int, bool, float, BaseException | None]: ...
+                    delta: float = 1.0, update: bool = True, mean: npt.NDArray[np.float64] | None = None,
+                    inv_scale: npt.NDArray[np.float64] | None = None
+                    ) -> tuple[float, int, int, int, int, bool, float, BaseException | None]: ...
 
 class Model32(_Model):
     def __init__(self, params: npt.NDArray[np.float32], grads: npt.NDArray[np.float32], sizes: list[int],

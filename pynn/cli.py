@@ -275,6 +275,9 @@ def _train(args: argparse.Namespace) -> int:
     net = pynn.Network.from_sizes([X.shape[0], *args.hidden, n_out], hidden=args.activation, output=output,
                                   dtype=args.dtype, backend=args.backend, seed=args.seed)
     net.metadata = meta
+    net.feature_names = [str(f) for f in data.features]  # also as the model file's own fields
+    if "classes" in meta:
+        net.classes = meta["classes"]
     say = (lambda *a: None) if args.quiet or not root else print
     say(f"pynn train: {data.path}, {n} examples ({n - n_val} training, {n_val} validation), "
         f"{len(data.features)} features -> {data.target!r}: {meta['task']}"

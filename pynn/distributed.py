@@ -209,6 +209,8 @@ def evaluate(net, X: Any, Y: Any, loss: str, comm: Any = None) -> dict[str, floa
     dict on every rank."""
     if comm is None:
         return net.evaluate(X, Y, loss)
+    if net.scaler is not None:
+        raise ValueError("evaluate(comm=...) does not apply an input scaler: standardize the shards beforehand")
     _check_comm(comm)
     sums, err = None, None
     try:

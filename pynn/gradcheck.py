@@ -47,12 +47,13 @@ def gradcheck(net: Network, X: Any, Y: Any, loss: str, *, eps: float = 1e-6) -> 
         raise TypeError(f"net must be a pynn.Network, got {type(net).__name__}")
     eps = check_float(eps, "eps", low=0, low_open=True)
     X, Y, loss = net._validated(X, Y, loss)  # the network's own rules, in its dtype
-    X = X.astype(np.float64)
+    X = net._scaled_batch(X).astype(np.float64)  # in the input space: net64 has no scaler
     if Y.dtype.kind == "f":
         Y = Y.astype(np.float64)
         if loss == "cross_entropy" and net._stems[-1] == "softmax":  # distributions to float64 precision
             Y /= Y.sum(axis=0)
     net64 = net._clone(dtype="float64")
+    net64._scaler = None
     J = net64._loss_and_grads(X, Y, loss)
     g = net64._grads.copy()
     p = net64._params

@@ -3,18 +3,22 @@
 A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding:
 
 * ``header``: a 1-D uint8 array, the UTF-8 bytes of a JSON object
-  ``{"format": "pynn", "format_version": 1, "pynn_version": ..., "dtype": "float32",
+  ``{"format": "pynn", "format_version": 2, "pynn_version": ..., "dtype": "float32",
   "backend": "cpp", "seed": ..., "layers": [{"n_in": 2, "n_out": 2, "activation": "sigmoid"}, ...],
-  "metadata": {...}}``; ``metadata`` (``Network.metadata``: any JSON object, e.g. the feature
-  names and class labels that ``pynn train`` records) is optional, and files without it load
-  with ``metadata == {}`` (pynn 0.1.0 wrote none); a layer with dropout or weight penalties
-  also has ``"dropout"``, ``"l1"`` and/or ``"l2"`` (absent means 0);
+  "metadata": {...}, "scaler": null or {"n_features": n}, "classes": null or [...],
+  "feature_names": null or [...], "history": null or {...}}``; ``metadata``
+  (``Network.metadata``: any JSON object) is optional, and files without it load with
+  ``metadata == {}`` (pynn 0.1.0 wrote none); a layer with dropout or weight penalties also has
+  ``"dropout"``, ``"l1"`` and/or ``"l2"`` (absent means 0);
 * ``W0``, ``b0``, ``W1``, ``b1``, …: each layer's weights ``(n_out, n_in)`` and biases
-  ``(n_out, 1)`` in the network's dtype.
+  ``(n_out, 1)`` in the network's dtype;
+* with a scaler, ``scaler_mean`` and ``scaler_scale``: float64 ``(n_features,)``; an input
+  ``x`` is fed to the first layer as ``(x - scaler_mean) / scaler_scale``.
 
-Plain NumPy reads it: ``np.load(path, allow_pickle=False)``. ``load`` checks the header, the
-shapes, dtypes and sizes (from the zip directory, before reading any array) and rejects anything
-else with a ValueError.
+Format 1 (what pynn wrote before format 2) is format 2 without the four new keys and members; it is
+still read. docs/FORMAT.md describes the layout in full, with a plain-NumPy reader. ``load``
+checks the header, the shapes, dtypes and sizes (from the zip directory, before reading any
+array) and rejects anything else with a ValueError.
 """
 
 from __future__ import annotations
@@ -32,11 +36,15 @@ import numpy as np
 from numpy.lib import format as npformat
 
 if TYPE_CHECKING:
-    from .network import Network
+    from .network import Dense, Network
+    from .training import History
 
 FORMAT = "pynn"
-FORMAT_VERSION = 1
-_MAX_HEADER = 1 << 20
+FORMAT_VERSION = 2
+_MAX_HEADER = 1 << 23  # 8 MB: the metadata (< 512 kB) and the History (< 4 MB) with room to spare
+_MAX_METADATA = 1 << 19
+_MAX_HISTORY = 1 << 22
+STOP_REASONS = (None, "stop_training", "diverged", "interrupted", "converged")
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +70,89 @@ def check_metadata(metadata: Any, name: str = "metadata") -> dict[str, Any]:
     if json.loads(text) != metadata:  # e.g. int keys or tuples, which JSON would silently change
         raise TypeError(f"{name} must hold only JSON values (str keys, lists not tuples): it would not read "
                         "back as it is")
-    if len(text) > _MAX_HEADER // 2:
-        raise ValueError(f"{name} must be under {_MAX_HEADER // 2} bytes as JSON, got {len(text)}")
+    if len(text) > _MAX_METADATA:
+        raise ValueError(f"{name} must be under {_MAX_METADATA} bytes as JSON, got {len(text)}")
     return metadata
+
+
+def _json_floats(value: Any) -> Any:
+    """``value`` with every non-finite float as None (strict JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_floats(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_floats(value.item())
+    return value
+
+
+def history_state(history: History | None) -> dict[str, Any] | None:
+    """The History as JSON: ``{"epoch": [...], "series": {"loss": [...], ...}, "stop_reason",
+    "stopped_at", "health", "health_epochs"}``; non-finite values become null. The per-layer
+    health records are left out (``"health": []``) when they would take more than 4 MB, and the
+    whole History is (None, with a log message) if even that is too large."""
+    if history is None:
+        return None
+    state = {"epoch": [int(e) for e in history.epoch],
+             "series": {str(k): list(v) for k, v in history.history.items()},
+             "stop_reason": history.stop_reason, "stopped_at": history.stopped_at,
+             "health": history.health, "health_epochs": [int(e) for e in history.health_epochs]}
+    state = _json_floats(state)
+    if len(json.dumps(state)) > _MAX_HISTORY:
+        state["health"], state["health_epochs"] = [], []
+        log.info("the History's health records are too large to save with the model; left out")
+        if len(json.dumps(state)) > _MAX_HISTORY:
+            log.info("the History is too large to save with the model; left out")
+            return None
+    return state
+
+
+def _number_list(value: Any, what: str) -> list[float]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+    for v in value:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"{what} must hold numbers or null, got {v!r}")
+    return [np.nan if v is None else float(v) for v in value]
+
+
+def _int_list(value: Any, what: str) -> list[int]:
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
+        raise ValueError(f"{what} must be a list of non-negative ints")
+    return value
+
+
+def history_from_state(state: Any) -> History:
+    """The History that :func:`history_state` wrote; ValueError for anything else."""
+    from .training import History
+
+    if not isinstance(state, dict):
+        raise ValueError(f"history must be an object or null, got {type(state).__name__}")
+    h = History()
+    h.epoch = _int_list(state.get("epoch"), "history.epoch")
+    series = state.get("series")
+    if not isinstance(series, dict):
+        raise ValueError("history.series must be an object of lists")
+    for k, v in series.items():
+        h.history[k] = _number_list(v, f"history.series[{k!r}]")
+        if len(h.history[k]) > len(h.epoch):
+            raise ValueError(f"history.series[{k!r}] has more values than there are epochs")
+    if state.get("stop_reason") not in STOP_REASONS:
+        raise ValueError(f"history.stop_reason must be one of {list(STOP_REASONS)}, got {state.get('stop_reason')!r}")
+    h.stop_reason = state["stop_reason"]
+    stopped_at = state.get("stopped_at")
+    if stopped_at is not None and not isinstance(stopped_at, dict):
+        raise ValueError("history.stopped_at must be an object or null")
+    h.stopped_at = stopped_at
+    health = state.get("health", [])
+    if not isinstance(health, list) or not all(isinstance(r, dict) for r in health):
+        raise ValueError("history.health must be a list of objects")
+    h.health = [{k: _number_list(v, f"history.health[{i}][{k!r}]") for k, v in r.items()}
+                for i, r in enumerate(health)]
+    h.health_epochs = _int_list(state.get("health_epochs", []), "history.health_epochs")
+    return h
 
 
 def save(net: Network, path: Any) -> None:
@@ -80,11 +168,17 @@ def save(net: Network, path: Any) -> None:
         "seed": net.seed,
         "layers": [_layer_spec(l) for l in net.layers],
         "metadata": check_metadata(net.metadata, "net.metadata"),
+        "scaler": None if net.scaler is None else {"n_features": net.scaler.n_features},
+        "classes": net.classes,
+        "feature_names": net.feature_names,
+        "history": history_state(net.history),
     }
-    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header, allow_nan=False).encode(), dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
         arrays[f"W{i}"] = np.ascontiguousarray(layer.W)
         arrays[f"b{i}"] = np.ascontiguousarray(layer.b)
+    if net.scaler is not None:
+        arrays["scaler_mean"], arrays["scaler_scale"] = net.scaler.mean, net.scaler.scale
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -156,12 +250,34 @@ def _int_field(spec: dict, key: str) -> int:
     return v
 
 
+def _read_v2(zf: zipfile.ZipFile, header: dict, net: Network) -> None:
+    """Format 2's scaler, classes, feature names and History, each checked as it is set."""
+    from .scaler import Scaler
+
+    spec = header.get("scaler")
+    if spec is not None:
+        n_in = net.layers[0].n_in
+        if not isinstance(spec, dict) or spec.get("n_features") != n_in:
+            raise ValueError(f"scaler must be null or {{\"n_features\": {n_in}}}, got {spec!r}")
+        f64 = np.dtype(np.float64)
+        mean = _read_member(zf, "scaler_mean", (n_in,), f64, 8 * n_in)
+        scale = _read_member(zf, "scaler_scale", (n_in,), f64, 8 * n_in)
+        net.scaler = Scaler(mean, scale)
+    net.classes = header.get("classes")
+    net.feature_names = header.get("feature_names")
+    state = header.get("history")
+    net.history = None if state is None else history_from_state(state)
+
+
 def load(path: Any, *, backend: str | None = None) -> Network:
     """Read a network written by :meth:`Network.save`.
 
     ``backend`` defaults to the one the network was saved with when it is available here (so
-    predictions match bit for bit), otherwise ``"auto"``. ``net.metadata`` is what was saved
-    with the network (``{}`` if nothing was). Anything that is not a well-formed
+    predictions match bit for bit), otherwise ``"auto"``. ``net.metadata``, ``net.scaler``,
+    ``net.classes``, ``net.feature_names`` and ``net.history`` are what was saved with the
+    network (``{}`` and None if nothing was: format 1 files have only the metadata). The History
+    comes back with every per-epoch series, ``stop_reason`` and ``stopped_at`` (non-finite
+    values as NaN, a non-finite ``stopped_at["loss"]`` as None). Anything that is not a well-formed
     pynn model file raises ``ValueError`` naming the path (``FileNotFoundError`` if missing).
 
     Examples
@@ -208,6 +324,8 @@ def load(path: Any, *, backend: str | None = None) -> Network:
             metadata = check_metadata(header.get("metadata", {}), "the header's metadata")
             net = Network(layers, dtype=dtype, backend="numpy", seed=seed)
             net.metadata = metadata
+            if version >= 2:
+                _read_v2(zf, header, net)
     except _READ_ERRORS as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from None
     if backend is None:

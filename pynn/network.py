@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._sparse import SparseRows, is_sparse
+from ._sparse import CHUNK_ELEMENTS, SparseRows, is_sparse
 from ._threads import single_threaded
 from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
@@ -27,6 +27,7 @@ from .health import HealthMonitor
 from .losses import (CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses, loss_delta,
                      loss_name, loss_params)
 from .optimizers import LBFGS, Optimizer
+from .scaler import Scaler
 from .training import (Callback, Diverged, EarlyStopping, History, Progress, as_callbacks, correct_count,
                        correct_share, sigint_deferred)
 
@@ -53,6 +54,19 @@ def _gather(A: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
         np.take(A.T, idx, axis=0, out=out.T, mode="clip")
     else:
         np.take(A, idx, axis=A.ndim - 1, out=out, mode="clip")
+
+
+def _label_list(value: Any, name: str) -> list[Any]:
+    """A sequence of class labels as a list of JSON scalars (str, int, finite float, bool)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a list of labels (str, int, float or bool), got {type(value).__name__}")
+    labels = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    for i, v in enumerate(labels):
+        if isinstance(v, np.generic):
+            v = labels[i] = v.item()
+        if not isinstance(v, (str, int, float, bool)) or (isinstance(v, float) and not math.isfinite(v)):
+            raise TypeError(f"{name}[{i}] must be a str, int, finite float or bool, got {v!r}")
+    return labels
 
 
 def _loss_ok(loss: str, output_stem: str) -> bool:
@@ -339,6 +353,19 @@ class Network:
     metadata : dict
         Free-form JSON data saved and loaded with the network (``pynn train`` keeps the feature
         names, class labels and standardisation there). Starts empty.
+    scaler : pynn.Scaler or None
+        The input standardisation that ``fit(..., standardize=True)`` measured (or one assigned
+        by hand). While it is set, every method that takes inputs takes them **raw** and applies
+        it: ``forward``/``predict``, ``predict_classes``, ``loss``, ``loss_and_grads``,
+        ``train_step``, ``evaluate`` and ``fit``. Saved with the network.
+    classes : list or None
+        Class labels (str, int, float or bool), one per output unit (two for a single sigmoid
+        output): ``classes[i]`` names class index ``i`` of ``predict_classes``. Saved with the
+        network; pynn itself only stores them.
+    feature_names : list of str or None
+        One name per input feature. Saved with the network.
+    history : pynn.History or None
+        The History of the last ``fit`` (saved with the network).
 
     Examples
     --------
@@ -388,6 +415,10 @@ class Network:
         self.seed = seed
         self.stop_training = False
         self.metadata: dict[str, Any] = {}
+        self.history: History | None = None
+        self._scaler: Scaler | None = None
+        self._classes: list[Any] | None = None
+        self._feature_names: list[str] | None = None
 
         sizes = [(l.n_out, l.n_in) for l in layers]
         total = sum(h * n + h for h, n in sizes)
@@ -515,6 +546,93 @@ class Network:
         """
         return self._params.size
 
+    @property
+    def scaler(self) -> Scaler | None:
+        """The input scaler (``None``: inputs are used as given); see :meth:`fit`'s ``standardize``.
+
+        Assigning a :class:`pynn.Scaler` with one value per input feature makes every method
+        that takes inputs apply it; ``None`` removes it.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network([pynn.Dense(1, 1, "linear", init=([[1.0]], [[0.0]]))], dtype="float64")
+        >>> net.scaler = pynn.Scaler([10.0], [2.0])
+        >>> net.predict(np.array([[10.0, 14.0]]))  # (x - 10) / 2, then the layer
+        array([[0., 2.]])
+        """
+        return self._scaler
+
+    @scaler.setter
+    def scaler(self, value: Scaler | None) -> None:
+        if value is not None and not isinstance(value, Scaler):
+            raise TypeError(f"scaler must be a pynn.Scaler or None, got {type(value).__name__}")
+        if value is not None and value.n_features != self.layers[0].n_in:
+            raise ValueError(f"scaler must have one value per input feature ({self.layers[0].n_in}), got "
+                             f"{value.n_features}")
+        self._scaler = value
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """Class labels, one per output unit (two for a single sigmoid output), or ``None``.
+
+        Any sequence of distinct str, int, float or bool labels (a NumPy array too) is stored
+        as a list; ``classes[i]`` is the label of class index ``i``.
+
+        Examples
+        --------
+        >>> import numpy as np, pynn
+        >>> net = pynn.Network.from_sizes([2, 3], seed=0)
+        >>> net.classes = np.array(["cat", "dog", "emu"])
+        >>> net.classes[int(net.predict_classes(np.zeros((2, 1)))[0])] in net.classes
+        True
+        """
+        return None if self._classes is None else list(self._classes)
+
+    @classes.setter
+    def classes(self, value: Any) -> None:
+        if value is None:
+            self._classes = None
+            return
+        labels = _label_list(value, "classes")
+        m = self._widths[-1]
+        want = 2 if m == 1 else m
+        if len(labels) != want:
+            raise ValueError(f"classes must name {want} classes (the network has {m} output"
+                             f"{'s' if m > 1 else ''}), got {len(labels)}")
+        if len(set(map(repr, labels))) != len(labels):
+            raise ValueError(f"classes must be distinct, got {labels!r}")
+        self._classes = labels
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """Names of the input features (one str per input), or ``None``.
+
+        Examples
+        --------
+        >>> import pynn
+        >>> net = pynn.Network.from_sizes([2, 1], output="sigmoid", seed=0)
+        >>> net.feature_names = ["height", "weight"]
+        >>> net.feature_names
+        ['height', 'weight']
+        """
+        return None if self._feature_names is None else list(self._feature_names)
+
+    @feature_names.setter
+    def feature_names(self, value: Any) -> None:
+        if value is None:
+            self._feature_names = None
+            return
+        if isinstance(value, str) or not isinstance(value, (list, tuple, np.ndarray)):
+            raise TypeError(f"feature_names must be a list of str, got {type(value).__name__}")
+        names = value.tolist() if isinstance(value, np.ndarray) else list(value)
+        for i, name in enumerate(names):
+            if not isinstance(name, str):
+                raise TypeError(f"feature_names[{i}] must be a str, got {type(name).__name__}")
+        if len(names) != self.layers[0].n_in:
+            raise ValueError(f"feature_names must name the {self.layers[0].n_in} input features, got {len(names)}")
+        self._feature_names = names
+
     def __repr__(self) -> str:
         acts = ", ".join(l.activation for l in self.layers)
         return f"Network(sizes={self.sizes}, activations=[{acts}], dtype={self.dtype.name!r}, backend={self.backend!r})"
@@ -558,6 +676,8 @@ class Network:
 
         ``out``, if given, is a writable ``(m, n_examples)`` array of the network's dtype that
         receives the result (so repeated calls allocate nothing). ``predict`` is the same method.
+        With a :attr:`scaler` ``X`` is raw input, standardised here a chunk at a time (into one
+        reused buffer, never a copy of ``X``); so are the inputs of every other method.
 
         Examples
         --------
@@ -567,7 +687,8 @@ class Network:
         array([1., 1., 1., 1., 1.], dtype=float32)
         """
         model = self._model
-        if model is not None and out is None and type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2:
+        if model is not None and out is None and type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2 \
+                and self._scaler is None:
             # fast path: the core checks shape, layout and finiteness itself (positional
             # arguments to np.empty: keywords cost more than the whole 2-2-1 forward)
             out = np.empty((self._widths[-1], X.shape[1]), self.dtype, "F")
@@ -588,11 +709,41 @@ class Network:
             raise ValueError("out must not overlap X")
         if X.shape[1] == 0:
             return out
-        if isinstance(X, SparseRows):  # chunk by chunk, each densified into one reused buffer
-            for s, e, Xc in X.chunks(self.dtype):
+        if isinstance(X, SparseRows) or self._scaler is not None:  # chunk by chunk into one reused buffer
+            for s, e, Xc in self._chunks(X):
                 self._forward_dense(Xc, out[:, s:e])
             return out
         return self._forward_dense(X, out)
+
+    def _chunks(self, X: np.ndarray | SparseRows, scale: bool = True):
+        """``(start, stop, chunk)`` over the examples of a checked X, each chunk dense and in the
+        network's input space (densified, and standardised by the scaler when ``scale``), written
+        into one reused buffer: O(chunk) memory, never a copy of X. Without a scaler a dense X is
+        one chunk, itself."""
+        scaler = self._scaler if scale else None
+        n_features, n = X.shape
+        size = max(1, min(n, CHUNK_ELEMENTS // max(n_features, 1)))
+        tmp = None
+        if scaler is not None and self.dtype != np.float64:  # the float64 arithmetic's scratch
+            tmp = np.empty((n_features, size), np.float64, order="F")
+        if isinstance(X, SparseRows):
+            for s, e, Xc in X.chunks(self.dtype):
+                yield s, e, Xc if scaler is None else scaler._apply(Xc, Xc, None if tmp is None else tmp[:, : e - s])
+            return
+        if scaler is None:
+            yield 0, n, X
+            return
+        buf = np.empty((n_features, size), self.dtype, order="F")
+        for s in range(0, n, size):
+            e = min(n, s + size)
+            yield s, e, scaler._apply(X[:, s:e], buf[:, : e - s], None if tmp is None else tmp[:, : e - s])
+
+    def _scaled_batch(self, X: np.ndarray) -> np.ndarray:
+        """A dense checked batch in the input space: X itself without a scaler, else a scaled
+        copy (one batch, O(batch))."""
+        if self._scaler is None:
+            return X
+        return self._scaler._apply(X, np.empty(X.shape, self.dtype, order="F"))
 
     def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
@@ -753,9 +904,11 @@ class Network:
         X, Y, loss = self._validated(X, Y, loss)
         return self._loss_from_checked(X, Y, loss, self._weights(sample_weight, X))
 
-    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> float:
-        if isinstance(X, SparseRows):
-            return self._evaluate_sparse(X, Y, loss, s)["loss"]
+    def _loss_from_checked(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                           raw: bool = True) -> float:
+        """J on checked inputs; ``raw``: X is raw input (the scaler applies), else in the input space."""
+        if isinstance(X, SparseRows) or (raw and self._scaler is not None):
+            return self._evaluate_chunks(X, Y, loss, s, raw)["loss"]
         ws = self._workspace(X.shape[1])
         Yd = self._dense_targets(Y, ws)
         self._forward_train(X, ws)
@@ -780,7 +933,7 @@ class Network:
         s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        J = self._loss_and_grads(X, Y, loss, s)
+        J = self._loss_and_grads(self._scaled_batch(X), Y, loss, s)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
     def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
@@ -801,7 +954,8 @@ class Network:
         """
         model = self._model
         if model is not None and sample_weight is None and type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is self.dtype \
-                and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer):
+                and type(loss) is str and loss in self._fused_losses and isinstance(optimizer, Optimizer) \
+                and self._scaler is None:
             # fast path: the core checks shapes and values itself and leaves everything
             # untouched when they are not ones it takes as they are
             self._bind_optimizer(optimizer)
@@ -819,7 +973,7 @@ class Network:
         s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        return self._step(X, Y, loss, optimizer, s)
+        return self._step(self._scaled_batch(X), Y, loss, optimizer, s)
 
     @property
     def _fused_losses(self) -> frozenset:
@@ -867,10 +1021,13 @@ class Network:
         return J
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None) -> dict[str, float]:
-        if isinstance(X, SparseRows):
-            return self._evaluate_sparse(X, Y, loss, s)
-        out = {"loss": self._loss_from_checked(X, Y, loss, s)}
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                  raw: bool = True) -> dict[str, float]:
+        """Scores on checked inputs; ``raw``: X is raw input (the scaler applies), else in the
+        network's input space."""
+        if isinstance(X, SparseRows) or (raw and self._scaler is not None):
+            return self._evaluate_chunks(X, Y, loss, s, raw)
+        out = {"loss": self._loss_from_checked(X, Y, loss, s, raw=False)}
         if loss in CLASSIFICATION:
             Yhat = self._workspace(X.shape[1]).A[-1]
             if s is None:
@@ -880,25 +1037,26 @@ class Network:
                 out["accuracy"] = float(np.dot(s, correct_share(Yhat, Y, loss)) / s.sum())
         return out
 
-    def _evaluate_sparse(self, X: SparseRows, Y: np.ndarray, loss: str, s: np.ndarray | None = None
-                         ) -> dict[str, float]:
-        """Loss (and accuracy) chunk by chunk, each chunk's figures weighted by its size (or by
-        its share of the sample weights)."""
+    def _evaluate_chunks(self, X: np.ndarray | SparseRows, Y: np.ndarray, loss: str, s: np.ndarray | None = None,
+                         raw: bool = True) -> dict[str, float]:
+        """Loss (and accuracy) chunk by chunk (sparse rows densified, raw inputs standardised),
+        each chunk's figures weighted by its size (or by its share of the sample weights)."""
         sums: dict[str, float] = {}
         total = 0.0
-        for a, b, Xc in X.chunks(self.dtype):
+        for a, b, Xc in self._chunks(X, scale=raw):
             sc = None if s is None else s[a:b]
             w = float(b - a) if sc is None else float(sc.sum())
             if w == 0:
                 continue
-            for key, v in self._evaluate(Xc, Y[..., a:b], loss, sc).items():
+            for key, v in self._evaluate(Xc, Y[..., a:b], loss, sc, raw=False).items():
                 sums[key] = sums.get(key, 0.0) + v * w
             total += w
         return {key: v / total for key, v in sums.items()}
 
     def evaluate(self, X: Any, Y: Any, loss: str, *, sample_weight: Any = None) -> dict[str, float]:
         """``{"loss": J}``, plus ``"accuracy"`` for the classification losses (bce, cross_entropy).
-        With ``sample_weight`` both are weighted means over the examples.
+        With ``sample_weight`` both are weighted means over the examples. ``X`` is raw input:
+        a network with a :attr:`scaler` standardises it (chunk by chunk) as :meth:`forward` does.
 
         Examples
         --------
@@ -916,7 +1074,7 @@ class Network:
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: int | None = None,
             callbacks: Any = (), verbose: int = 0, health: bool | None = None, deterministic: bool = False,
             sample_weight: Any = None, class_weight: Any = None, validation_fraction: float | None = None,
-            comm: Any = None) -> History:
+            comm: Any = None, standardize: bool = False) -> History:
         """Mini-batch training; returns a :class:`History` of per-epoch ``loss`` (the mean of the
         batch losses, each taken before its update), ``accuracy`` for classification, and
         ``val_loss``/``val_accuracy`` when ``validation_data=(X_val, Y_val)`` is given.
@@ -932,6 +1090,19 @@ class Network:
         ``validation_fraction=f`` holds out ``ceil(f * n)`` examples, drawn from ``seed`` before
         training, as ``validation_data`` (stratified by class for cross_entropy and one-output
         bce, as sklearn's ``train_test_split(stratify=y)``); the training part is copied once.
+
+        ``standardize=True`` fits a :class:`pynn.Scaler` on the training examples (after any
+        ``validation_fraction`` split): each feature's mean and population standard deviation,
+        as scikit-learn's ``StandardScaler`` (a constant feature gets scale 1), measured in
+        float64 a chunk at a time. It is kept in ``net.scaler`` and saved with the network, and
+        from then on every method of the network takes raw inputs and applies it — training
+        batches are standardised as they are gathered (the standardised data set is never
+        stored), and so are ``validation_data``, ``predict``, ``predict_classes``, ``evaluate``,
+        ``loss``, ``loss_and_grads`` and ``train_step`` inputs. A network that already has a
+        scaler keeps it (a warm start continues in the same input space; set ``net.scaler =
+        None`` first to measure a new one). For a sparse ``X`` only the scale is fitted (the
+        mean is 0, scikit-learn's ``with_mean=False``), since centering would fill in the zeros.
+        With :class:`pynn.LBFGS` (full-batch) one standardised copy of ``X`` is made.
 
         ``sample_weight`` (shape ``(n,)``, non-negative, finite, not all zero) weights each
         example: every batch's loss is ``Σ s_i L_i / Σ s_i`` over the batch (per batch, as
@@ -972,8 +1143,21 @@ class Network:
         >>> history = net.fit(X, y, loss="cross_entropy", optimizer=pynn.Adam(0.05), epochs=300, batch_size=4)
         >>> len(history.loss), net.predict_classes(X)
         (300, array([0, 1, 1, 0]))
+
+        With ``standardize=True`` the network measures and keeps the scaling; inputs stay raw:
+
+        >>> Xw = np.array([[1000.0, 1010, 1020, 1030], [0.001, 0.003, 0.002, 0.004]])
+        >>> net = pynn.Network.from_sizes([2, 1], output="linear", dtype="float64", seed=0)
+        >>> _ = net.fit(Xw, [[1.0, 2, 3, 4]], loss="mse", optimizer=pynn.SGD(0.1), epochs=1, standardize=True)
+        >>> net.scaler.mean.tolist()  # predict(Xw) standardises Xw with it
+        [1015.0, 0.0025]
         """
+        if not isinstance(standardize, (bool, np.bool_)):
+            raise TypeError(f"standardize must be a bool, got {standardize!r}")
         if comm is not None:
+            if standardize or self._scaler is not None:
+                raise ValueError("fit(comm=...) does not apply an input scaler: standardize the shards "
+                                 "beforehand (and leave net.scaler None)")
             from .distributed import fit as distributed_fit
 
             return distributed_fit(self, X, Y, comm=comm, loss=loss, optimizer=optimizer, epochs=epochs,
@@ -1020,11 +1204,16 @@ class Network:
             s = V.sample_weights(cw if s is None else s * cw, X.shape[1], "sample_weight × class_weight")
         logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
         logged |= {f"val_{k}" for k in logged} if val is not None else set()
+        sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
+        new_scaler = Scaler.fit(X, with_mean=not sparse) if standardize and self._scaler is None else None
 
         for cb in cbs:
             if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
                 raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
                                  f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+        if new_scaler is not None:  # every check has passed: from here the network is changed
+            self._scaler = new_scaler
+        scaler = self._scaler
         if self._dropout and seed is not None:  # fit's seed restarts the dropout stream
             self._drop_seed, self._drop_step[0] = seed & (2**63 - 1), 0
             if self._model is not None:
@@ -1040,21 +1229,25 @@ class Network:
         classify = loss in CLASSIFICATION
         self.stop_training = False
         fused = self._model is not None
-        sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
-        gather = (shuffle and not fused) or sparse  # the fused path gathers into its own workspace
+        # the fused path gathers (and standardises) into its own workspace
+        gather = ((shuffle or scaler is not None) and not fused) or sparse
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         Sb = np.empty(bs) if gather and s is not None else None
+        Tb = np.empty((X.shape[0], bs)) if gather and scaler is not None and self.dtype != np.float64 else None
         on_div = [cb for cb in cbs if type(cb).on_divergence is not Callback.on_divergence]
         stop_flag = np.zeros(1, np.uint8)  # set by the first Ctrl-C (see sigint_deferred)
         monitor = HealthMonitor(self, X, history, epochs) if health else None
+        if monitor is not None and scaler is not None:  # its probe of examples, in the input space
+            monitor.probe = self._scaled_batch(np.asfortranarray(monitor.probe))
         trained = 0.0
-        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, s, Sb), stop_flag)
+        ctx = (X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, s, Sb, Tb), stop_flag)
         for cb in cbs:
             cb.on_train_begin(self, {})
         with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
-            if isinstance(optimizer, LBFGS):
-                optimizer._fit(self, X, Y, loss, epochs, val, cbs, history, progress, stop_flag)
+            if isinstance(optimizer, LBFGS):  # full-batch: one standardised copy of X
+                optimizer._fit(self, X if scaler is None else self._scaled_batch(X), Y, loss, epochs, val, cbs,
+                               history, progress, stop_flag)
             for epoch in range(0 if isinstance(optimizer, LBFGS) else epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(self, epoch, {})
@@ -1117,8 +1310,9 @@ class Network:
 
     def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb), stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb, Tb), stop_flag = ctx
         n = X.shape[1]
+        scaler = self._scaler
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):
             if stop_flag[0]:
@@ -1130,8 +1324,12 @@ class Network:
                 _gather(X, idx, xb)
                 _gather(Y, idx, yb)
                 sb = None if sw is None else np.take(sw, idx, out=Sb[: e - s], mode="clip")
+                if scaler is not None:  # standardised in place, in the gather buffer
+                    scaler._apply(xb, xb, None if Tb is None else Tb[:, : e - s])
             else:
                 xb, yb, sb = X[:, s:e], Y[..., s:e], None if sw is None else sw[s:e]
+                if scaler is not None:  # standardised into the gather buffer: X is never written
+                    xb = scaler._apply(xb, Xb[:, : e - s], None if Tb is None else Tb[:, : e - s])
             if sb is not None and not sb.any():
                 continue  # Σ s_i = 0: nothing to learn from this batch
             if self._model is not None:  # sparse batches on a fused model: its one-batch run also counts
@@ -1169,8 +1367,10 @@ class Network:
         the GIL released; Python returns only between chunks, for progress and callbacks. The
         C++ core runs Python's signal handlers every 20 ms, so Ctrl-C stops it after a step;
         a model that cannot (the jitted one) is handed chunks of about 50 ms instead."""
-        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (_, _, sw, _), stop_flag = ctx
+        X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (_, _, sw, _, _), stop_flag = ctx
         model = self._model
+        scaler = self._scaler
+        scale = {} if scaler is None else {"mean": scaler.mean, "inv_scale": scaler._inv}
         batch_cbs = [cb for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
         chunk = 1 if batch_cbs else (max(1, n_batches // 50) if progress.tty else n_batches)
         polls = getattr(model, "polls_signals", True)
@@ -1185,7 +1385,8 @@ class Network:
             self._bind_optimizer(optimizer)  # a callback may have changed its settings
             t0 = time.perf_counter()
             ls, sn, r, j, done, diverged, bad, pending = model.run_batches(
-                X, Y, order, first, count, bs, _LOSS_CODE[loss_name(loss)], classify, polls, sw, loss_delta(loss))
+                X, Y, order, first, count, bs, _LOSS_CODE[loss_name(loss)], classify, polls, sw, loss_delta(loss),
+                **scale)
             total, seen, right, judged, first = total + ls, seen + sn, right + r, judged + j, first + done
             if pending is not None:
                 if isinstance(pending, KeyboardInterrupt):
@@ -1238,7 +1439,9 @@ class Network:
         activation (elu, gelu and softplus from elementary ops: see :mod:`pynn.onnx_export`; a
         float64 gelu runs its ``Erf`` in float32, as onnxruntime has no float64 one); the graph is
         checked with ``onnx.checker`` before it is written (atomically, as :meth:`save`).
-        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON.
+        ``net.metadata``, if any, goes into the model's ``pynn_metadata`` property as JSON. A
+        network with a :attr:`scaler` exports it too (``Sub`` and ``Mul`` nodes before the first
+        ``Gemm``, in the network's dtype), so the ONNX model takes raw inputs as ``predict`` does.
 
         Parameters
         ----------
@@ -1276,4 +1479,5 @@ class Network:
                         l1=l.l1, l2=l.l2) for l in self.layers]
         net = Network(layers, dtype=dtype or self.dtype, backend=backend or self.backend, seed=self.seed)
         net.metadata = dict(self.metadata)
+        net._scaler, net._classes, net._feature_names = self._scaler, self._classes, self._feature_names
         return net

@@ -75,6 +75,12 @@ def to_onnx(net: Network, path: str | os.PathLike[str] | None = None, *, opset: 
         nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
         return out
     prev = input_name
+    if net.scaler is not None:  # the input standardisation: (X - mean) * (1 / scale), row-major
+        inits.append(numpy_helper.from_array(net.scaler.mean.astype(net.dtype), "scaler_mean"))
+        inits.append(numpy_helper.from_array(net.scaler._inv.astype(net.dtype), "scaler_inv_scale"))
+        nodes.append(helper.make_node("Sub", [prev, "scaler_mean"], ["Xc"], name="scaler_center"))
+        nodes.append(helper.make_node("Mul", ["Xc", "scaler_inv_scale"], ["Xs"], name="scaler_scale"))
+        prev = "Xs"
     for i, layer in enumerate(net.layers):
         stem = layer._stem
         last = i == n - 1

@@ -496,7 +496,7 @@ class LBFGS(Optimizer):
         def after_iteration(intermediate_result):
             nonlocal epoch, t0
             p[...] = intermediate_result.x
-            logs = net._evaluate(X, Y, loss) if classify else {"loss": float(intermediate_result.fun)}
+            logs = net._evaluate(X, Y, loss, raw=False) if classify else {"loss": float(intermediate_result.fun)}
             if val is not None:
                 for key, v in net._evaluate(val[0], val[1], loss).items():
                     logs[f"val_{key}"] = v

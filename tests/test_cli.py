@@ -93,6 +93,7 @@ def test_train_predict_evaluate_classification_csv(tmp_path, capsys, iris_like):
     meta = net.metadata
     assert meta["features"] == FEATURES and meta["target"] == "kind" and meta["classes"] == ["cat", "dog", "emu"]
     assert meta["task"] == "classification" and meta["loss"] == "cross_entropy"
+    assert net.classes == meta["classes"] and net.feature_names == FEATURES  # the format's own fields too
     assert [l.activation for l in net.layers] == ["relu", "relu", "softmax"]
     # the scaling was measured on the 180 training examples, not all 240
     assert not np.allclose(meta["x_mean"], X.mean(axis=0))

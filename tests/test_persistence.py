@@ -164,7 +164,7 @@ def test_file_is_plain_numpy_without_pickle(tmp_path, dtype):
                 assert a.dtype == dtype and a.shape == want.shape
                 assert np.array_equal(a, want)
     assert header["format"] == "pynn"
-    assert header["format_version"] == 1 and isinstance(header["format_version"], int)
+    assert header["format_version"] == 2 and isinstance(header["format_version"], int)
     assert header["dtype"] == dtype.name
     assert header["layers"] == [{"n_in": 3, "n_out": 4, "activation": "tanh"},
                                 {"n_in": 4, "n_out": 4, "activation": "leaky_relu"},
@@ -347,7 +347,7 @@ def test_missing_file(tmp_path):
 BAD_HEADERS = {
     "format-name": (small_header(format="keras"), r"does not name the pynn format"),
     "no-format": ({k: v for k, v in small_header().items() if k != "format"}, r"does not name the pynn format"),
-    "future-version": (small_header(format_version=2), r"format version 2; this pynn reads versions 1 to 1"),
+    "future-version": (small_header(format_version=3), r"format version 3; this pynn reads versions 1 to 2"),
     "version-0": (small_header(format_version=0), r"format version 0"),
     "version-str": (small_header(format_version="1"), r"format version '1'"),
     "no-version": ({k: v for k, v in small_header().items() if k != "format_version"}, r"format version None"),
@@ -547,7 +547,7 @@ def test_metadata_round_trip(tmp_path, backend):
     path = tmp_path / "m.npz"
     net.save(path)
     header, _ = read_npz(path)
-    assert header["metadata"] == meta and header["format_version"] == 1
+    assert header["metadata"] == meta and header["format_version"] == 2
     loaded = pynn.load(path)
     assert loaded.metadata == meta
     assert loaded.metadata is not meta

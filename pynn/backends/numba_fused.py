@@ -576,9 +576,10 @@ def _step(params, grads, offs, sizes, acts, X, Y, loss, delta, ws, wz, Zout, dbu
 @_jit
 def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order, use_order, first, count, bs,
                  loss, delta, ws, wz, Zout, dbuf0, dbuf1, Xb, Yb, eps, sw, Sb, use_w, drop, pen, penalised, kind, hyper,
-                 v, m, u, t, undo, count_correct):
+                 v, m, u, t, undo, count_correct, mean, inv_scale, use_scale):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
-    (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped)."""
+    (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped).
+    use_scale: each input is standardised as it is gathered, (x - mean_i) * inv_scale_i in float64."""
     N = X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
     one, zero = params.dtype.type(1), params.dtype.type(0)
@@ -591,8 +592,12 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
             break
         for j in range(nb):
             c = order[s + j] if use_order else s + j
-            for i in range(n_in):
-                Xb[i, j] = X[i, c]
+            if use_scale:
+                for i in range(n_in):
+                    Xb[i, j] = (np.float64(X[i, c]) - mean[i]) * inv_scale[i]
+            else:
+                for i in range(n_in):
+                    Xb[i, j] = X[i, c]
             if use_index:
                 for i in range(mo):
                     Yb[i, j] = zero
@@ -728,6 +733,12 @@ class Model:
                                     np.empty(total if self.keeps_z else 0, self.dtype))  # Z of gelu layers
         return cache
 
+    def _vector(self, a):
+        if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != (self.n_in,) \
+                or not a.flags.c_contiguous:  # as the compiled core takes them (and one jit signature)
+            raise InvalidInput("mean and inv_scale must be contiguous float64 arrays of one value per input")
+        return a
+
     def _batch(self, X):
         if type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2 or X.shape[0] != self.n_in:
             raise InvalidInput("X is not a matching 2-D array")
@@ -828,8 +839,15 @@ class Model:
     polls_signals = False
 
     def run_batches(self, X, Y, order, first, count, bs, loss, count_correct, poll_signals=False,
-                    sample_weight=None, delta=1.0, update=True):
+                    sample_weight=None, delta=1.0, update=True, mean=None, inv_scale=None):
         X = self._batch(X)
+        use_scale = mean is not None
+        if use_scale != (inv_scale is not None):
+            raise InvalidInput("give both mean and inv_scale, or neither")
+        if use_scale:
+            mean, inv_scale = self._vector(mean), self._vector(inv_scale)
+        else:
+            mean = inv_scale = self._no_weights
         N = X.shape[1]
         Yd, index, use_index = self._targets(Y, loss, N)
         sw, use_w = self._weights(sample_weight, N)
@@ -841,4 +859,4 @@ class Model:
                             order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
                             ws[1], ws[9], ws[2], ws[3], ws[4], ws[5], ws[6], self.eps, sw, Sb, use_w, self._drop(ws),
                             self.pen, self.penalised, *(self._opt if update else self._no_update),
-                            count_correct) + (None,)
+                            count_correct, mean, inv_scale, use_scale) + (None,)
