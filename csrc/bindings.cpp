@@ -591,19 +591,23 @@ void bind_model(py::module_& m, const char* name) {
             const double* inv_scale = inv_ ? inv_->data() : nullptr;
             if (!mean != !inv_scale) fail("give both mean and inv_scale, or neither");
             if (bs < 1 || first < 0 || count < 0) fail("bad batch range");
+            // the epoch's examples: all of X's columns, or those `order` picks (at most all of them:
+            // a permutation, or fit's training part under validation_fraction)
+            if (order && (order->ndim() != 1 || order->shape(0) > X.cols || order->strides(0) != 8))
+                fail("order must be a contiguous int64 array of at most one index per example");
+            const idx N = order ? idx(order->shape(0)) : X.cols;
             // keep to the batches that exist, so no index product can overflow: [first, first+count)
             // within the data's nbat batches, and a batch no larger than the data (same batches)
-            idx nbat = X.cols / bs + (X.cols % bs != 0);
+            idx nbat = N / bs + (N % bs != 0);
             first = std::min(first, nbat);
             count = std::min(count, nbat - first);
-            bs = std::max<idx>(1, std::min(bs, X.cols));
+            bs = std::max<idx>(1, std::min(bs, N));
             if (Y.is_index() && !indices_ok(Y, X.cols, self.model.n_out())) fail("Y class indices out of range");
             const int64_t* ord = nullptr;
             if (order) {
-                if (order->ndim() != 1 || order->shape(0) != X.cols || order->strides(0) != 8) fail("order must be a contiguous permutation of the examples");
                 ord = order->data();
                 // only the entries these batches read: a call per batch (pynn.distributed) stays O(batch)
-                idx hi = std::min(X.cols, (first + count) * bs);
+                idx hi = std::min(N, (first + count) * bs);
                 for (idx k = first * bs; k < hi; ++k) if (ord[k] < 0 || ord[k] >= X.cols) fail("order out of range");
             }
             if (update && self.opt.kind == OptState<T>::none) fail("no optimizer set");
@@ -632,7 +636,7 @@ void bind_model(py::module_& m, const char* name) {
             {
                 py::gil_scoped_release release;
                 st = self.model.run_batches(X, Y, ord, first, count, bs, L, opt, count_correct, stop, sw, mean,
-                                            inv_scale);
+                                            inv_scale, N);
             }
             return py::make_tuple(st.loss_sum, st.seen, st.right, st.judged, st.batches, st.diverged, st.bad_loss,
                                   pending);

@@ -342,9 +342,9 @@ template <class T>
 EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                                  Loss loss, const OptState<T>& opt, bool want_correct,
                                  const std::function<bool()>& stop, const double* sw, const double* mean,
-                                 const double* inv_scale) {
+                                 const double* inv_scale, idx n_order) {
     EpochStats st;
-    idx N = X.cols, n = n_in(), m = n_out();
+    idx N = order && n_order >= 0 ? n_order : X.cols, n = n_in(), m = n_out();
     auto ws = acquire(bs);
     bool argmax = loss == Loss::cross_entropy && m > 1;
     for (idx k = first; k < first + count; ++k) {

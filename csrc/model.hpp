@@ -86,10 +86,12 @@ class Model {
     // With opt.kind == none nothing is updated: the gradients of the last batch stay in the buffer.
     // `mean`, `inv_scale` (n_in,) standardise the inputs as they are gathered (in-order batches
     // are then gathered too): x' = T((double(x) - mean_i) * inv_scale_i); null: X as it is.
+    // `n_order`: the length of `order`, which may pick a subset of X's columns (fit's training
+    // part under validation_fraction, with no copy of X); the epoch is that many examples.
     EpochStats run_batches(CMat<T> X, const Target<T>& Y, const int64_t* order, idx first, idx count, idx bs,
                            Loss loss, const OptState<T>& opt, bool count_correct,
                            const std::function<bool()>& stop = {}, const double* s = nullptr,
-                           const double* mean = nullptr, const double* inv_scale = nullptr);
+                           const double* mean = nullptr, const double* inv_scale = nullptr, idx n_order = -1);
 
     // Inverted dropout on layer l's output with probability rates[l] in training steps (not in
     // forward or loss); the masks come from dropout_mask(seed, *step, l), and every training

@@ -1089,7 +1089,8 @@ class Network:
 
         ``validation_fraction=f`` holds out ``ceil(f * n)`` examples, drawn from ``seed`` before
         training, as ``validation_data`` (stratified by class for cross_entropy and one-output
-        bce, as sklearn's ``train_test_split(stratify=y)``); the training part is copied once.
+        bce, as sklearn's ``train_test_split(stratify=y)``); the held-out part is copied, the
+        training part is not (its batches are gathered from ``X``; LBFGS copies it once).
 
         ``standardize=True`` fits a :class:`pynn.Scaler` on the training examples (after any
         ``validation_fraction`` split): each feature's mean and population standard deviation,
@@ -1189,23 +1190,35 @@ class Network:
             val = self._validated(validation_data[0], validation_data[1], loss,
                                   ("validation_data[0]", "validation_data[1]"))[:2]
         rng = np.random.default_rng(seed)
+        train = None  # validation_fraction: the training part's example indices (X itself is not copied)
         if validation_fraction is not None:
             if val is not None:
                 raise ValueError("give validation_data or validation_fraction, not both")
             f = V.check_float(validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
             tr, va = V.split_indices(X.shape[1], f, V.class_labels(Y, loss), rng)
-            val = (np.asfortranarray(X[:, va]), Y[..., va])
+            # the held-out part is copied (sparse: its rows)
+            val = (SparseRows(X.csr[va]) if isinstance(X, SparseRows) else np.asfortranarray(X[:, va]), Y[..., va])
             if s is not None:
                 val += (s[va],) if s[va].any() else ()
-                s = V.sample_weights(s[tr], tr.size, "sample_weight (the training part)")
-            X, Y = np.asfortranarray(X[:, tr]), np.asfortranarray(Y[..., tr])
+                V.sample_weights(s[tr], tr.size, "sample_weight (the training part)")
+            train = tr.astype(np.int64)
         if class_weight is not None:
-            cw = V.class_weights(class_weight, V.class_labels(Y, loss), max(self._widths[-1], 2))
-            s = V.sample_weights(cw if s is None else s * cw, X.shape[1], "sample_weight × class_weight")
+            labels = V.class_labels(Y, loss)
+            cw = V.class_weights(class_weight, labels if train is None else labels[train], max(self._widths[-1], 2))
+            if train is not None:  # one per example of X; the held-out ones are never trained on
+                full = np.zeros(X.shape[1])
+                full[train] = cw
+                cw = full
+            s = cw if s is None else s * cw
+            if train is None:
+                s = V.sample_weights(s, X.shape[1], "sample_weight × class_weight")
+            else:
+                V.sample_weights(s[train], train.size, "sample_weight × class_weight")
         logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
         logged |= {f"val_{k}" for k in logged} if val is not None else set()
         sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
-        new_scaler = Scaler.fit(X, with_mean=not sparse) if standardize and self._scaler is None else None
+        new_scaler = Scaler.fit(X, with_mean=not sparse, columns=train) if standardize and self._scaler is None \
+            else None
 
         for cb in cbs:
             if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
@@ -1218,7 +1231,7 @@ class Network:
             self._drop_seed, self._drop_step[0] = seed & (2**63 - 1), 0
             if self._model is not None:
                 self._model.set_dropout(self._rates, self._drop_seed, self._drop_step)
-        n = X.shape[1]
+        n = X.shape[1] if train is None else train.size  # examples per epoch
         bs = n if batch_size is None else min(batch_size, n)
         if optimizer._full_batch and bs < n:
             _log.warning("%s is a full-batch method, but fit runs batches of %d of the %d examples: "
@@ -1230,7 +1243,7 @@ class Network:
         self.stop_training = False
         fused = self._model is not None
         # the fused path gathers (and standardises) into its own workspace
-        gather = ((shuffle or scaler is not None) and not fused) or sparse
+        gather = ((shuffle or scaler is not None or train is not None) and not fused) or sparse
         Xb = np.empty((X.shape[0], bs), self.dtype, order="F") if gather else None
         Yb = np.empty((Y.shape[0], bs) if Y.ndim == 2 else (bs,), Y.dtype, order="F") if gather else None
         Sb = np.empty(bs) if gather and s is not None else None
@@ -1245,8 +1258,9 @@ class Network:
         for cb in cbs:
             cb.on_train_begin(self, {})
         with sigint_deferred(stop_flag), (single_threaded() if deterministic else contextlib.nullcontext()):
-            if isinstance(optimizer, LBFGS):  # full-batch: one standardised copy of X
-                optimizer._fit(self, X if scaler is None else self._scaled_batch(X), Y, loss, epochs, val, cbs,
+            if isinstance(optimizer, LBFGS):  # full-batch: one copy of the training part, standardised
+                Xl, Yl = (X, Y) if train is None else (np.asfortranarray(X[:, train]), Y[..., train])
+                optimizer._fit(self, Xl if scaler is None else self._scaled_batch(Xl), Yl, loss, epochs, val, cbs,
                                history, progress, stop_flag)
             for epoch in range(0 if isinstance(optimizer, LBFGS) else epochs):
                 for cb in cbs:
@@ -1255,6 +1269,8 @@ class Network:
                     monitor.epoch_begin(epoch, trained)
                 t0 = time.perf_counter()
                 order = rng.permutation(n) if shuffle else (np.arange(n) if sparse else None)
+                if train is not None:  # the training part's examples, in that order
+                    order = train if order is None else train[order]
                 run = self._fused_epoch if fused and not sparse else self._python_epoch
                 try:
                     total, seen, right, judged = run(epoch, order, ctx)
@@ -1311,7 +1327,7 @@ class Network:
     def _python_epoch(self, epoch, order, ctx):
         """One epoch as a Python loop over the kernels (the numpy and numba backends)."""
         X, Y, bs, n_batches, loss, optimizer, classify, cbs, on_div, progress, (Xb, Yb, sw, Sb, Tb), stop_flag = ctx
-        n = X.shape[1]
+        n = X.shape[1] if order is None else order.size
         scaler = self._scaler
         total, seen, right, judged = 0.0, 0, 0, 0
         for bi in range(n_batches):

@@ -77,7 +77,7 @@ class Scaler:
         return self.mean.size
 
     @classmethod
-    def fit(cls, X: Any, *, with_mean: bool = True) -> "Scaler":
+    def fit(cls, X: Any, *, with_mean: bool = True, columns: Any = None) -> "Scaler":
         """The scaler of the examples (columns) of ``X``, shape ``(n_features, n_examples)``.
 
         ``mean`` and ``scale`` (the population standard deviation) equal scikit-learn's
@@ -86,6 +86,8 @@ class Scaler:
         copied whole. ``with_mean=False`` keeps the scale but sets the mean to 0 (what ``fit``
         does with a sparse ``X``, whose zeros centering would fill in). A ``scipy.sparse`` CSR
         (examples as rows) or CSC ``(n_features, n_examples)`` is read chunk by chunk.
+        ``columns`` (integer indices) measures only those examples, a chunk of them at a time
+        (``fit(validation_fraction=...)`` measures its training part so).
 
         Examples
         --------
@@ -98,6 +100,15 @@ class Scaler:
 
         if not isinstance(with_mean, (bool, np.bool_)):
             raise TypeError(f"with_mean must be a bool, got {with_mean!r}")
+        if columns is not None:
+            columns = np.asarray(columns)
+            if columns.ndim != 1 or columns.dtype.kind not in "iu":
+                raise TypeError(f"columns must be a 1-D array of example indices, got {columns.dtype} "
+                                f"shape {columns.shape}")
+            if isinstance(X, SparseRows) or is_sparse(X):  # a sparse subset is a (sparse) copy of its rows
+                if is_sparse(X):
+                    X = SparseRows.checked(X, X.shape[1] if X.format == "csr" else X.shape[0], np.dtype(np.float64))
+                return cls.fit(SparseRows(X.csr[columns]), with_mean=with_mean)
         if isinstance(X, SparseRows):
             chunks = (Xc for _, _, Xc in X.chunks(np.dtype(np.float64)))
             n_features, n = X.shape
@@ -113,7 +124,13 @@ class Scaler:
                 raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
             n_features, n = X.shape
             step = max(1, _CHUNK_ELEMENTS // max(n_features, 1))
-            chunks = (X[:, s:s + step] for s in range(0, n, step))
+            if columns is None:
+                chunks = (X[:, s:s + step] for s in range(0, n, step))
+            else:
+                if columns.size and (columns.min() < -n or columns.max() >= n):
+                    raise ValueError(f"columns must index the {n} examples of X")
+                n = columns.size
+                chunks = (X[:, columns[s:s + step]] for s in range(0, n, step))
         if n == 0:
             raise ValueError(f"X must hold at least one example (column) to fit a scaler, got shape {X.shape}")
         mean, m2, seen = np.zeros(n_features), np.zeros(n_features), 0

@@ -161,15 +161,36 @@ def test_fit_validation_fraction(backend, rng):
     np.testing.assert_allclose(a._params, b._params, rtol=1e-12, atol=1e-15)
 
 
-def _fit_with_rng(net, X, y, val, rng, *, epochs, batch_size, optimizer, loss, seed):
-    """fit's loop by hand with train_step, for the comparison above."""
+def test_fit_validation_fraction_with_balanced_class_weights(backend, rng):
+    # "balanced" counts the training part only (scikit-learn's compute_class_weight on it); the
+    # held-out examples are neither trained on nor copied into the training set
+    from sklearn.utils.class_weight import compute_class_weight
+    from pynn._validate import split_indices
+
+    X = rng.normal(size=(3, 40))
+    y = np.r_[[0] * 30, [1] * 10]
+    kw = dict(loss="cross_entropy", optimizer=pynn.SGD(0.1), epochs=3, batch_size=8, seed=5)
+    a = pynn.Network.from_sizes([3, 4, 2], dtype="float64", backend=backend, seed=0)
+    h = a.fit(X, y, validation_fraction=0.3, class_weight="balanced", **kw)
+    b = pynn.Network.from_sizes([3, 4, 2], dtype="float64", backend=backend, seed=0)
+    b_rng = np.random.default_rng(5)
+    tr, va = split_indices(40, 0.3, y, b_rng)
+    w = compute_class_weight("balanced", classes=np.array([0, 1]), y=y[tr])[y[tr]]
+    h_b = _fit_with_rng(b, X[:, tr], y[tr], (X[:, va], y[va]), b_rng, sample_weight=w, **kw)
+    np.testing.assert_allclose(h.val_loss, h_b.val_loss, rtol=1e-12)
+    np.testing.assert_allclose(a._params, b._params, rtol=1e-12, atol=1e-15)
+
+
+def _fit_with_rng(net, X, y, val, rng, *, epochs, batch_size, optimizer, loss, seed, sample_weight=None):
+    """fit's loop by hand with train_step, for the comparisons above."""
     h = pynn.History()
     n = X.shape[1]
     for e in range(epochs):
         order = rng.permutation(n)
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            net.train_step(X[:, idx], y[idx], loss, optimizer)
+            sw = None if sample_weight is None else sample_weight[idx]
+            net.train_step(X[:, idx], y[idx], loss, optimizer, sample_weight=sw)
         h.append(e, val_loss=net.loss(*val, loss))
     return h
 

@@ -127,7 +127,8 @@ FIT_PEAK = textwrap.dedent("""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the high-water mark to the current RSS (Linux >= 4.0)
     base = rss()
-    net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=256, shuffle=shuffle, seed=0)
+    extra = {"validation_fraction": 0.05} if sys.argv[5:] == ["vf"] else {}
+    net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=256, shuffle=shuffle, seed=0, **extra)
     print(json.dumps({"data": X.nbytes, "base": base, "peak": peak()}))
 """)
 
@@ -153,6 +154,20 @@ def test_fit_never_copies_X(backend, layout, shuffle):
     assert m["data"] == EXAMPLES * 1000 * 4
     assert extra < 30e6, f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
     print(f"{backend} {layout} shuffle={shuffle}: data {m['data'] / 1e6:.0f} MB, fit's peak +{extra / 1e6:.1f} MB")
+
+
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in-order"])
+def test_fit_with_validation_fraction_copies_only_the_held_out_part(backend, shuffle):
+    """validation_fraction=0.05: the held-out 5 % is copied, the training part is gathered from
+    X batch by batch (copying it would add 95 % of X)."""
+    backend_module(backend)
+    run = subprocess.run([sys.executable, "-c", FIT_PEAK, backend, "rows", "1" if shuffle else "0", str(EXAMPLES),
+                          "vf"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    m = json.loads(run.stdout.strip().splitlines()[-1])
+    extra = m["peak"] - m["base"]
+    assert extra < 30e6 + 0.05 * m["data"], \
+        f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
 
 
 def test_fit_peak_measurement_sees_a_copy():

@@ -83,6 +83,19 @@ def test_fit_equals_dense_fit(backend, dtype, rng, shuffle):
     assert ha.accuracy == hb.accuracy and ha.val_accuracy == hb.val_accuracy
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_with_validation_fraction_equals_dense_fit(backend, rng, shuffle):
+    # the held-out rows are split off and the class weights counted on the training part alone
+    X, y = _data(rng, n=90)
+    a, b = _net(backend, "float64"), _net(backend, "float64")
+    kw = dict(loss="cross_entropy", epochs=3, batch_size=16, seed=4, shuffle=shuffle, validation_fraction=0.2,
+              class_weight="balanced")
+    ha = a.fit(X, y, optimizer=pynn.Adam(0.01), **kw)
+    hb = b.fit(X.toarray().T, y, optimizer=pynn.Adam(0.01), **kw)
+    assert_close(a._params, b._params, "float64", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ha.val_loss, hb.val_loss, rtol=1e-10)
+
+
 def test_fit_does_not_densify_the_data_set(backend, monkeypatch):
     """8,000 × 8,000 float32 is 256 MB dense; fit and evaluate stay within a few MB (a batch of
     128 dense examples is 4 MB, a chunk of evaluate 8 MB)."""

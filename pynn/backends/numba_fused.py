@@ -579,8 +579,9 @@ def _run_batches(params, grads, offs, sizes, acts, X, Y, index, use_index, order
                  v, m, u, t, undo, count_correct, mean, inv_scale, use_scale):
     """Batches [first, first + count) of an epoch, gathered (in ``order`` if use_order) into Xb/Yb
     (and the sample weights sw into Sb when use_w; a batch whose weights are all zero is skipped).
-    use_scale: each input is standardised as it is gathered, (x - mean_i) * inv_scale_i in float64."""
-    N = X.shape[1]
+    use_scale: each input is standardised as it is gathered, (x - mean_i) * inv_scale_i in float64.
+    ``order`` may pick a subset of X's columns (fit's training part): the epoch is its length."""
+    N = order.shape[0] if use_order else X.shape[1]
     n_in, mo = Xb.shape[0], Yb.shape[0]
     one, zero = params.dtype.type(1), params.dtype.type(0)
     loss_sum, seen, right, judged, done = 0.0, 0.0, 0.0, 0.0, 0
@@ -854,6 +855,12 @@ class Model:
         Sb = np.empty(bs if use_w else 1)
         ws = self._ws(bs)
         use_order = order is not None
+        if use_order:
+            if not isinstance(order, np.ndarray) or order.dtype != np.int64 or order.ndim != 1 or order.shape[0] > N:
+                raise InvalidInput("order must be a 1-D int64 array of at most one index per example")
+            read = order[max(first, 0) * bs:(max(first, 0) + max(count, 0)) * bs]  # only what these batches read
+            if read.size and (read.min() < 0 or read.max() >= N):
+                raise InvalidInput("order out of range")
         return _run_batches(self.params, self.grads, self.offs, self.sizes, self.acts, X,
                             Yd if Yd is not None else ws[6], index, use_index,
                             order if use_order else self._no_index, use_order, first, count, bs, loss, float(delta),
