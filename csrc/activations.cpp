@@ -112,7 +112,7 @@ static void act_forward_k(CMat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void act_forward(Act act, CMat<T> Z, Mat<T> A) {
+PYNN_SIMD void act_forward(Act act, CMat<T> Z, Mat<T> A) {
     if (act == Act::softmax) {
         for (idx j = 0; j < Z.cols; ++j)
             if (Z.rows > 0) softmax_column(Z.p + j * Z.cs, Z.rs, A.p + j * A.cs, A.rs, Z.rows);
@@ -122,7 +122,7 @@ void act_forward(Act act, CMat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ) {
+PYNN_SIMD void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ) {
     if (act == Act::softmax) {  // dZ = A ⊙ (dA - Σ_k dA_k A_k), column by column
         for (idx j = 0; j < A.cols; ++j) {
             T s = 0;
@@ -169,7 +169,7 @@ static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A) {
+PYNN_SIMD void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A) {
     gemm<T>(W, A_prev, Z);  // Z = W A_prev
     if (act == Act::softmax) {
         for_each_ij(Z, [&](idx i, idx j) { Z(i, j) += b(i, 0); });
@@ -207,7 +207,7 @@ static void grad_rowsum(CMat<T> dA, CMat<T> A, Mat<T> dZ, Mat<T> db) {
 }
 
 template <class T>
-void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, Mat<T> dZ, Mat<T> dW,
+PYNN_SIMD void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, Mat<T> dZ, Mat<T> dW,
                     Mat<T> db, const Mat<T>* dA_prev) {
     if (act == Act::softmax) {
         act_backward<T>(act, dA, A, dZ);

@@ -11,6 +11,16 @@
 
 namespace pynn {
 
+// Elementwise kernels compiled twice, for AVX2 (x86-64-v3) and baseline x86-64; the loader picks
+// one per machine. Both clones compute the same IEEE operations per element in the same order
+// (the core builds with -ffp-contract=off, so the AVX2 clone fuses no multiply-add, and FP
+// reductions are never reordered without -ffast-math): wider vectors change speed, not results.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PYNN_SIMD __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PYNN_SIMD
+#endif
+
 enum class Act { sigmoid, tanh, relu, leaky_relu, elu, gelu, softplus, exp, linear, softmax };
 // The order is pynn.losses.LOSSES: Python passes a loss as its index there.
 enum class Loss { mse, bce, cross_entropy, mae, huber, poisson };
@@ -94,6 +104,8 @@ template <class T> bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf,
 template <class T> bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus,
                                      double step_min, double step_max);
 template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
+// True if all n values are finite (all_finite of model.hpp, compiled per CPU level).
+template <class T> bool finite_n(const T* p, idx n);
 // A layer's weight penalty l1 Σ|W| + l2/2 Σ W² over its n weights, and dW += l1 sign(W) + l2 W.
 template <class T> double penalty_forward(const T* W, idx n, double l1, double l2);
 template <class T> void penalty_backward(const T* W, idx n, double l1, double l2, T* dW);

@@ -47,7 +47,7 @@ double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y, double delta) {
 }
 
 template <class T>
-void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta) {
+PYNN_SIMD void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta) {
     T d = T(Yhat.cols);
     constexpr T eps = std::numeric_limits<T>::epsilon();
     switch (loss) {
@@ -104,7 +104,7 @@ double poisson_logits_forward(CMat<T> Z, CMat<T> Y) {
 }
 
 template <class T>
-void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
+PYNN_SIMD void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
     T d = T(Yhat.cols);
     map2<T>(Yhat, Y, dZ, [d](T yh, T y) { return (yh - y) / d; });
 }

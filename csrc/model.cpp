@@ -279,7 +279,7 @@ double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, cons
     backward(ws, X, Y, loss, d, s, true);
     if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
-    *applied = (J - J) == 0 && all_finite(grads_, n_params_) && update(opt);
+    *applied = (J - J) == 0 && finite_n(grads_, n_params_) && update(opt);
     return J;
 }
 
