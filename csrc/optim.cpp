@@ -39,11 +39,29 @@ PYNN_SIMD bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momen
 // Both updates return whether every new value is finite.
 template <class T>
 PYNN_SIMD bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1, double beta2,
-                 double eps, double weight_decay) {
+                 double eps, double weight_decay, T* save) {
     const T decay = T(1 - lr * weight_decay), b1 = T(beta1), b2 = T(beta2), c1 = T(1 - beta1), c2 = T(1 - beta2);
     const T step = T(lr / (1 - std::pow(beta1, double(t))));
     const T root_bias2 = T(std::sqrt(1 - std::pow(beta2, double(t)))), eps_ = T(eps);
     Flag<T> ok = 1;
+    if (save) {  // keep p, m, v in save[0:n], [n:2n], [2n:3n] in the same pass (see Model::update)
+        // save overlaps none of the others (Model::update's own buffer): without ivdep the alias
+        // checks for six arrays keep GCC from vectorising the loop
+#pragma GCC ivdep
+        for (idx k = 0; k < n; ++k) {
+            save[k] = p[k];
+            save[n + k] = m[k];
+            save[2 * n + k] = v[k];
+            T mk = b1 * m[k] + c1 * g[k];
+            T vk = b2 * v[k] + c2 * g[k] * g[k];
+            m[k] = mk;
+            v[k] = vk;
+            T pk = p[k] * decay - step * mk / (std::sqrt(vk) / root_bias2 + eps_);
+            p[k] = pk;
+            ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
+        }
+        return ok;
+    }
     for (idx k = 0; k < n; ++k) {
         T mk = b1 * m[k] + c1 * g[k];
         T vk = b2 * v[k] + c2 * g[k] * g[k];
@@ -144,10 +162,42 @@ PYNN_SIMD void clip_gradient(T* g, idx n, double value, double max_norm) {
     }
 }
 
+// l2/2 Σ W² (l1 = 0) in sixteen running sums, so the vector adds in double need not wait on each
+// other; with dW also dW += l2 W in the same pass (penalty_step), so a training step reads W
+// once for the penalty.
+template <class T>
+static inline __attribute__((always_inline)) double penalty_l2(const T* W, idx n, double l2, T* dW) {
+    constexpr int S = 16;
+    double s2[S] = {};
+    const T c = T(l2);
+    idx k = 0;
+    if (dW) {
+#pragma GCC ivdep
+        for (; k + S <= n; k += S)
+            for (int j = 0; j < S; ++j) {
+                T w = W[k + j];
+                s2[j] += double(w) * double(w);
+                dW[k + j] += c * w;
+            }
+        for (; k < n; ++k) {
+            s2[k % S] += double(W[k]) * double(W[k]);
+            dW[k] += c * W[k];
+        }
+    } else {
+        for (; k + S <= n; k += S)
+            for (int j = 0; j < S; ++j) s2[j] += double(W[k + j]) * double(W[k + j]);
+        for (; k < n; ++k) s2[k % S] += double(W[k]) * double(W[k]);
+    }
+    for (int w = S / 2; w > 0; w /= 2)  // pairwise: s2[j] += s2[j + w]
+        for (int j = 0; j < w; ++j) s2[j] += s2[j + w];
+    return 0.5 * l2 * s2[0];
+}
+
 // The weight penalty of one layer's W (n elements): l1 Σ|W| + l2/2 Σ W², summed in double
 // (four running sums: a reduction in double does not vectorise, but it need not wait on itself).
 template <class T>
 PYNN_SIMD double penalty_forward(const T* W, idx n, double l1, double l2) {
+    if (l1 == 0) return penalty_l2<T>(W, n, l2, nullptr);
     double s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0};
     idx k = 0;
     for (; k + 4 <= n; k += 4)
@@ -189,6 +239,16 @@ PYNN_SIMD bool finite_n(const T* p, idx n) {
 
 template bool finite_n<float>(const float*, idx);
 template bool finite_n<double>(const double*, idx);
+template <class T>
+PYNN_SIMD double penalty_step(const T* W, idx n, double l1, double l2, T* dW) {
+    if (l1 == 0) return penalty_l2<T>(W, n, l2, dW);
+    double J = penalty_forward<T>(W, n, l1, l2);
+    penalty_backward<T>(W, n, l1, l2, dW);
+    return J;
+}
+
+template double penalty_step<float>(const float*, idx, double, double, float*);
+template double penalty_step<double>(const double*, idx, double, double, double*);
 template double penalty_forward<float>(const float*, idx, double, double);
 template double penalty_forward<double>(const double*, idx, double, double);
 template void penalty_backward<float>(const float*, idx, double, double, float*);
@@ -197,8 +257,8 @@ template void clip_gradient<float>(float*, idx, double, double);
 template void clip_gradient<double>(double*, idx, double, double);
 template bool sgd_update<float>(float*, const float*, float*, idx, double, double, bool);
 template bool sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
-template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double);
-template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double);
+template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double, float*);
+template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double, double*);
 template bool rmsprop_update<float>(float*, const float*, float*, float*, float*, idx, double, double, double, double, double, bool);
 template bool rmsprop_update<double>(double*, const double*, double*, double*, double*, idx, double, double, double, double, double, bool);
 template bool rprop_update<float>(float*, const float*, float*, float*, idx, double, double, double, double);
