@@ -82,22 +82,29 @@ struct Fn<T, Act::linear> {
         case Act::softmax: break;                                         \
     }
 
-// softmax over one column of m values at stride s: shift by the max, exp, normalise.
+// softmax over one column of m values at stride s: shift by the max, exp, normalise; with lse,
+// also *lse = log Σ exp(z) = zmax + log(sum), as cross_entropy_logits_forward computes it.
 template <class T>
-static void softmax_column(const T* z, idx zs, T* a, idx as, idx m) {
+PYNN_SIMD static void softmax_column(const T* z, idx zs, T* a, idx as, idx m, T* lse = nullptr) {
     T zmax = z[0];
     for (idx i = 1; i < m; ++i) zmax = std::max(zmax, z[i * zs]);
     T sum = 0;
-    for (idx i = 0; i < m; ++i) {
-        T e = std::exp(z[i * zs] - zmax);
-        a[i * as] = e;
-        sum += e;
+    if constexpr (std::is_same_v<T, float>) {  // fastmath.cpp's vectorised exp, then the same sum
+        fast::exp_shifted_n(z, zs, zmax, a, as, m);
+        for (idx i = 0; i < m; ++i) sum += a[i * as];
+    } else {
+        for (idx i = 0; i < m; ++i) {
+            T e = std::exp(z[i * zs] - zmax);
+            a[i * as] = e;
+            sum += e;
+        }
     }
     for (idx i = 0; i < m; ++i) a[i * as] = a[i * as] / sum;
+    if (lse) *lse = zmax + std::log(sum);
 }
 
 template <class T, Act K>
-static void act_forward_k(CMat<T> Z, Mat<T> A) {
+PYNN_SIMD static void act_forward_k(CMat<T> Z, Mat<T> A) {
     if constexpr (vectorised<T, K>) {
         auto f = K == Act::sigmoid ? fast::sigmoid_n : fast::tanh_n;
         if (idx n = flat_size(Z, CMat<T>(A))) return f(Z.p, 1, A.p, 1, n);
@@ -112,7 +119,7 @@ static void act_forward_k(CMat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void act_forward(Act act, CMat<T> Z, Mat<T> A) {
+PYNN_SIMD void act_forward(Act act, CMat<T> Z, Mat<T> A) {
     if (act == Act::softmax) {
         for (idx j = 0; j < Z.cols; ++j)
             if (Z.rows > 0) softmax_column(Z.p + j * Z.cs, Z.rs, A.p + j * A.cs, A.rs, Z.rows);
@@ -122,7 +129,7 @@ void act_forward(Act act, CMat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ) {
+PYNN_SIMD void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ) {
     if (act == Act::softmax) {  // dZ = A ⊙ (dA - Σ_k dA_k A_k), column by column
         for (idx j = 0; j < A.cols; ++j) {
             T s = 0;
@@ -136,7 +143,7 @@ void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ) {
 
 // One pass over Z after the GEMM: z += b, then a = act(z) (Z keeps z unless Z is A).
 template <class T, Act K>
-static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
+PYNN_SIMD static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
     const T* bp = b.p;
     idx bs = b.rs;
     if (Z.rs == 1 && A.rs == 1) {  // columns contiguous: the common, F-ordered case
@@ -148,6 +155,14 @@ static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
         for (idx j = 0; j < Z.cols; ++j) {
             T* zc = Z.p + j * Z.cs;
             T* ac = A.p + j * A.cs;
+            if (bs == 1) {  // a contiguous bias (network.py's): a unit-stride loop vectorises
+                for (idx i = 0; i < Z.rows; ++i) {
+                    T z = zc[i] + bp[i];
+                    zc[i] = z;
+                    ac[i] = Fn<T, K>::value(z);
+                }
+                continue;
+            }
             for (idx i = 0; i < Z.rows; ++i) {
                 T z = zc[i] + bp[i * bs];
                 zc[i] = z;
@@ -169,11 +184,13 @@ static void bias_act(CMat<T> b, Mat<T> Z, Mat<T> A) {
 }
 
 template <class T>
-void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A) {
+PYNN_SIMD void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A, T* lse) {
     gemm<T>(W, A_prev, Z);  // Z = W A_prev
     if (act == Act::softmax) {
         for_each_ij(Z, [&](idx i, idx j) { Z(i, j) += b(i, 0); });
-        act_forward<T>(act, Z, A);
+        if (!lse) return act_forward<T>(act, Z, A);
+        for (idx j = 0; j < Z.cols; ++j)
+            if (Z.rows > 0) softmax_column(Z.p + j * Z.cs, Z.rs, A.p + j * A.cs, A.rs, Z.rows, lse + j);
         return;
     }
     PYNN_DISPATCH_ELEMENTWISE(act, (bias_act<T, K>(b, Z, A)))
@@ -183,7 +200,7 @@ void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<
 // The running sums are in T, one per feature, walked alongside each column: this is what the
 // reference's sum over the examples of an F-ordered array does, and it vectorises.
 template <class T, Act K>
-static void grad_rowsum(CMat<T> dA, CMat<T> A, Mat<T> dZ, Mat<T> db) {
+PYNN_SIMD static void grad_rowsum(CMat<T> dA, CMat<T> A, Mat<T> dZ, Mat<T> db) {
     constexpr idx B = 512;
     if (!(dA.rs == 1 && A.rs == 1 && dZ.rs == 1 && db.rs == 1) || dZ.rows > B) {
         map2<T>(dA, A, dZ, [](T da, T a) { return Fn<T, K>::grad(da, a); });
@@ -207,7 +224,7 @@ static void grad_rowsum(CMat<T> dA, CMat<T> A, Mat<T> dZ, Mat<T> db) {
 }
 
 template <class T>
-void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, Mat<T> dZ, Mat<T> dW,
+PYNN_SIMD void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, Mat<T> dZ, Mat<T> dW,
                     Mat<T> db, const Mat<T>* dA_prev) {
     if (act == Act::softmax) {
         act_backward<T>(act, dA, A, dZ);
@@ -222,7 +239,7 @@ void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, M
 #define PYNN_INSTANTIATE(T)                                                                        \
     template void act_forward<T>(Act, CMat<T>, Mat<T>);                                            \
     template void act_backward<T>(Act, CMat<T>, CMat<T>, Mat<T>);                                  \
-    template void layer_forward<T>(CMat<T>, CMat<T>, CMat<T>, Act, Mat<T>, Mat<T>);                \
+    template void layer_forward<T>(CMat<T>, CMat<T>, CMat<T>, Act, Mat<T>, Mat<T>, T*);            \
     template void layer_backward<T>(CMat<T>, CMat<T>, Act, CMat<T>, CMat<T>, Mat<T>, Mat<T>, Mat<T>, \
                                     const Mat<T>*);
 PYNN_INSTANTIATE(float)

@@ -50,6 +50,23 @@ void gemm_small(CMat<T> A, CMat<T> B, Mat<T> C, T beta) {
         }
 }
 
+// C = A B + beta C for an inner dimension of 1 (an outer product: the backward of a layer with one
+// output, dA = Wᵀ dZ). Each C(i, j) is one product, exactly what BLAS gives; BLAS would zero C,
+// pack both operands and run its kernel at a few GFLOP/s for it.
+template <class T>
+void gemm_outer(CMat<T> A, CMat<T> B, Mat<T> C, T beta) {
+    for (idx j = 0; j < C.cols; ++j) {
+        const T bj = B(0, j);
+        T* c = C.p + j * C.cs;
+        if (C.rs == 1 && A.rs == 1 && beta == T(0)) {  // F-ordered C and a contiguous column: vectorises
+            for (idx i = 0; i < C.rows; ++i) c[i] = A.p[i] * bj;
+        } else {
+            for (idx i = 0; i < C.rows; ++i)
+                c[i * C.rs] = beta == T(0) ? A(i, 0) * bj : beta * c[i * C.rs] + A(i, 0) * bj;
+        }
+    }
+}
+
 // y = A x + beta y as GEMV: A (M, K) any orientation, x (K, 1) and y (M, 1) as strided vectors.
 template <class T>
 void gemv(CMat<T> A, const T* x, idx incx, T* y, idx incy, T beta) {
@@ -71,6 +88,7 @@ void gemm(CMat<T> A, CMat<T> B, Mat<T> C, T beta = T(0)) {
         return;
     }
     if (C.rows * C.cols * A.cols <= SMALL_GEMM) return gemm_small(A, B, C, beta);
+    if (A.cols == 1) return gemm_outer(A, B, C, beta);
     if (C.cols == 1 && C.rows > 1)  // one example: a matrix-vector product
         return gemv(A, B.p, B.rs, C.p, C.rs, beta);
     if (C.rows == 1 && C.cols > 1)  // one output row: Cᵀ = Bᵀ Aᵀ

@@ -6,7 +6,7 @@ namespace pynn {
 
 // Z (h, d) = W A_prev + b: b is written into Z first, then one GEMM with beta = 1.
 template <class T>
-void dense_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Mat<T> Z) {
+PYNN_SIMD void dense_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Mat<T> Z) {
     for_each_ij(Z, [&](idx i, idx j) { Z(i, j) = b(i, 0); });
     gemm<T>(W, A_prev, Z, T(1));
 }
@@ -14,7 +14,7 @@ void dense_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Mat<T> Z) {
 // db (h, 1) = Σ_j dZ(:, j), accumulated in double. When the columns are contiguous (our
 // F-ordered workspaces) walk them in order, a block of rows at a time, on the stack.
 template <class T>
-void row_sums(CMat<T> dZ, Mat<T> db) {
+PYNN_SIMD void row_sums(CMat<T> dZ, Mat<T> db) {
     if (dZ.rs != 1) {
         for (idx i = 0; i < dZ.rows; ++i) {
             double s = 0;
@@ -39,7 +39,7 @@ template void row_sums<float>(CMat<float>, Mat<float>);
 template void row_sums<double>(CMat<double>, Mat<double>);
 
 template <class T>
-void dense_backward(CMat<T> dZ, CMat<T> A_prev, CMat<T> W, Mat<T> dW, Mat<T> db, const Mat<T>* dA_prev) {
+PYNN_SIMD void dense_backward(CMat<T> dZ, CMat<T> A_prev, CMat<T> W, Mat<T> dW, Mat<T> db, const Mat<T>* dA_prev) {
     gemm<T>(dZ, A_prev.t(), dW);             // dW = dZ A_prevᵀ
     row_sums(dZ, db);                        // db = dZ·1
     if (dA_prev) gemm<T>(W.t(), dZ, *dA_prev);  // dA_prev = Wᵀ dZ

@@ -45,4 +45,12 @@ PYNN_CLONES void bias_tanh_n(float* z, const float* b, idx bs, float* a, idx n) 
     }
 }
 
+PYNN_CLONES void exp_shifted_n(const float* in, idx is, float shift, float* out, idx os, idx n) {
+    if (is == 1 && os == 1) {
+        for (idx k = 0; k < n; ++k) out[k] = exp_neg(in[k] - shift);
+    } else {
+        for (idx k = 0; k < n; ++k) out[k * os] = exp_neg(in[k * is] - shift);
+    }
+}
+
 }  // namespace pynn::fast

@@ -58,5 +58,7 @@ void sigmoid_n(const float* in, idx is, float* out, idx os, idx n);
 void tanh_n(const float* in, idx is, float* out, idx os, idx n);
 void bias_sigmoid_n(float* z, const float* b, idx bs, float* a, idx n);
 void bias_tanh_n(float* z, const float* b, idx bs, float* a, idx n);
+// out[k * os] = exp(in[k * is] - shift) for in <= shift (softmax's shifted exponentials).
+void exp_shifted_n(const float* in, idx is, float shift, float* out, idx os, idx n);
 
 }  // namespace pynn::fast

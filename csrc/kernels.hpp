@@ -11,6 +11,16 @@
 
 namespace pynn {
 
+// Elementwise kernels compiled twice, for AVX2 (x86-64-v3) and baseline x86-64; the loader picks
+// one per machine. Both clones compute the same IEEE operations per element in the same order
+// (the core builds with -ffp-contract=off, so the AVX2 clone fuses no multiply-add, and FP
+// reductions are never reordered without -ffast-math): wider vectors change speed, not results.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PYNN_SIMD __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PYNN_SIMD
+#endif
+
 enum class Act { sigmoid, tanh, relu, leaky_relu, elu, gelu, softplus, exp, linear, softmax };
 // The order is pynn.losses.LOSSES: Python passes a loss as its index there.
 enum class Loss { mse, bce, cross_entropy, mae, huber, poisson };
@@ -64,8 +74,10 @@ template <class T> void act_forward(Act act, CMat<T> Z, Mat<T> A);
 // dZ = dA ⊙ act'(Z), from A (softmax: A ⊙ (dA - Σ_k dA_k A_k) per column; gelu: from Z, passed
 // as A). dZ may be dA.
 template <class T> void act_backward(Act act, CMat<T> dA, CMat<T> A, Mat<T> dZ);
-// Z = W A_prev + b, then A = act(Z) in the same pass over Z as the bias. Z may be A.
-template <class T> void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A);
+// Z = W A_prev + b, then A = act(Z) in the same pass over Z as the bias. Z may be A. For softmax,
+// lse (d values, or null) receives each column's log Σ exp(z), for cross_entropy_lse_forward.
+template <class T> void layer_forward(CMat<T> W, CMat<T> A_prev, CMat<T> b, Act act, Mat<T> Z, Mat<T> A,
+                                      T* lse = nullptr);
 // dZ = dA ⊙ act'(A), with db = dZ·1 in the same pass; then dW, dA_prev as dense_backward.
 template <class T> void layer_backward(CMat<T> dA, CMat<T> A, Act act, CMat<T> W, CMat<T> A_prev, Mat<T> dZ, Mat<T> dW, Mat<T> db, const Mat<T>* dA_prev);
 
@@ -75,6 +87,8 @@ template <class T> double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y, doubl
 template <class T> void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta = 1.0);
 template <class T> double bce_logits_forward(CMat<T> Z, CMat<T> Y);
 template <class T> double cross_entropy_logits_forward(CMat<T> Z, CMat<T> Y);
+// The same value from each column's log Σ exp(z) as layer_forward left it (no exp, no log).
+template <class T> double cross_entropy_lse_forward(CMat<T> Z, CMat<T> Y, const T* lse);
 // Σ_k exp(z) - y z: poisson of exp(Z), from the log-rate Z
 template <class T> double poisson_logits_forward(CMat<T> Z, CMat<T> Y);
 // dZ = (Yhat - Y) / d: the output gradient of the canonical pairs.
@@ -86,16 +100,21 @@ template <class T> void dropout_mask(uint64_t seed, uint64_t step, uint64_t laye
 
 // --- optim.cpp   (flat buffers of n parameters)
 template <class T> bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov);
+// save (3n values, or null): receives p, m and v as they were, in the same pass.
 template <class T> bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1,
-                                    double beta2, double eps, double weight_decay);
+                                    double beta2, double eps, double weight_decay, T* save = nullptr);
 // gavg is read only when centered, buf only when momentum > 0 (either may be null otherwise).
 template <class T> bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, double alpha,
                                        double eps, double weight_decay, double momentum, bool centered);
 template <class T> bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus,
                                      double step_min, double step_max);
 template <class T> void clip_gradient(T* g, idx n, double value, double max_norm);
+// True if all n values are finite (all_finite of model.hpp, compiled per CPU level).
+template <class T> bool finite_n(const T* p, idx n);
 // A layer's weight penalty l1 Σ|W| + l2/2 Σ W² over its n weights, and dW += l1 sign(W) + l2 W.
 template <class T> double penalty_forward(const T* W, idx n, double l1, double l2);
 template <class T> void penalty_backward(const T* W, idx n, double l1, double l2, T* dW);
+// Both in one pass: dW gains the gradient and the penalty is returned (the same value and dW).
+template <class T> double penalty_step(const T* W, idx n, double l1, double l2, T* dW);
 
 }  // namespace pynn

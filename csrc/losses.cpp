@@ -47,7 +47,7 @@ double loss_forward(Loss loss, CMat<T> Yhat, CMat<T> Y, double delta) {
 }
 
 template <class T>
-void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta) {
+PYNN_SIMD void loss_backward(Loss loss, CMat<T> Yhat, CMat<T> Y, Mat<T> dYhat, double delta) {
     T d = T(Yhat.cols);
     constexpr T eps = std::numeric_limits<T>::epsilon();
     switch (loss) {
@@ -97,6 +97,14 @@ double cross_entropy_logits_forward(CMat<T> Z, CMat<T> Y) {
     return s / double(Z.cols);
 }
 
+template <class T>
+double cross_entropy_lse_forward(CMat<T> Z, CMat<T> Y, const T* lse) {
+    double s = 0;
+    for (idx j = 0; j < Z.cols; ++j)
+        for (idx i = 0; i < Z.rows; ++i) s += double(Y(i, j) * (lse[j] - Z(i, j)));
+    return s / double(Z.cols);
+}
+
 // Σ_k exp(z) - y z = Σ_k yhat - y log yhat with yhat = exp(z), never taking log(0)
 template <class T>
 double poisson_logits_forward(CMat<T> Z, CMat<T> Y) {
@@ -104,7 +112,7 @@ double poisson_logits_forward(CMat<T> Z, CMat<T> Y) {
 }
 
 template <class T>
-void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
+PYNN_SIMD void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
     T d = T(Yhat.cols);
     map2<T>(Yhat, Y, dZ, [d](T yh, T y) { return (yh - y) / d; });
 }
@@ -115,6 +123,7 @@ void output_backward(CMat<T> Yhat, CMat<T> Y, Mat<T> dZ) {
     template double poisson_logits_forward<T>(CMat<T>, CMat<T>);           \
     template double bce_logits_forward<T>(CMat<T>, CMat<T>);               \
     template double cross_entropy_logits_forward<T>(CMat<T>, CMat<T>);     \
+    template double cross_entropy_lse_forward<T>(CMat<T>, CMat<T>, const T*); \
     template void output_backward<T>(CMat<T>, CMat<T>, Mat<T>);
 PYNN_INSTANTIATE(float)
 PYNN_INSTANTIATE(double)

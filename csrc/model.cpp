@@ -69,6 +69,7 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         ws->has_dropout = drop;
         ws->Ib.assign(size_t(d), 0);
         ws->Sb.assign(size_t(d), 0.0);
+        ws->lse.assign(size_t(d), T(0));
         ws->cap = d;
     }
     return ws;
@@ -108,7 +109,7 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
         Mat<T> Al = act_view(ws, l, d);
         T* z = l == L - 1 ? ws.Z_out : ws.Z[l];  // Z is kept for the loss, and where a backward reads it
         Mat<T> Z = z ? Mat<T>{z, sizes_[l + 1], d, 1, sizes_[l + 1]} : Al;
-        layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al);
+        layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al, l == L - 1 ? ws.lse.data() : nullptr);
         A = Al;
         if (dropped(l, train)) {  // the next layer reads D = A ⊙ M; A itself stays for act'(A)
             idx h = sizes_[l + 1];
@@ -142,17 +143,18 @@ double Model<T>::penalty() const {
 
 // J of the batch (the weighted mean when s is given) plus the weight penalty.
 template <class T>
-double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s) {
+double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s, bool with_penalty) {
     Act out = acts_.back();
     CMat<T> Z{ws.Z_out, n_out(), d, 1, n_out()};
     CMat<T> Yhat = act_view(ws, idx(acts_.size()) - 1, d);
     auto value = [&](CMat<T> Zc, CMat<T> Yhc, CMat<T> Yc) {
         if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Zc, Yc);
-        if (out == Act::softmax && loss == Loss::cross_entropy) return cross_entropy_logits_forward<T>(Zc, Yc);
+        if (out == Act::softmax && loss == Loss::cross_entropy)  // from the log Σ exp forward_train kept
+            return cross_entropy_lse_forward<T>(Zc, Yc, ws.lse.data() + (Zc.p - Z.p) / Z.cs);
         if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Zc, Yc);
         return loss_forward<T>(loss, Yhc, Yc, huber_delta);
     };
-    double pen = l1_.empty() ? 0.0 : penalty();
+    double pen = l1_.empty() || !with_penalty ? 0.0 : penalty();
     if (!s) return value(Z, Yhat, Y) + pen;
     // Σ s_j L_j / Σ s_j: each example's L_j is the same kernel on a batch of one column
     auto col = [](CMat<T> a, idx j) { return CMat<T>{a.p + j * a.cs, a.rows, 1, a.rs, a.cs}; };
@@ -177,7 +179,7 @@ static void scale_columns(Mat<T> dZ, const double* s) {
 }
 
 template <class T>
-void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
+double Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
     idx L = idx(acts_.size());
     auto dA = [&](idx l) { return Mat<T>{ws.dA[l % 2], sizes_[l + 1], d, 1, sizes_[l + 1]}; };
     auto A_prev = [&](idx l) {
@@ -206,9 +208,11 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
         layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
                           l > 0 ? &dAp : nullptr);
     }
-    for (size_t l = 0; l < l1_.size(); ++l)  // the weight penalty's gradient
+    double pen = 0;  // the weight penalty and its gradient, in one pass over each W
+    for (size_t l = 0; l < l1_.size(); ++l)
         if (l1_[l] != 0 || l2_[l] != 0)
-            penalty_backward<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
+            pen += penalty_step<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
+    return pen;
 }
 
 template <class T>
@@ -226,8 +230,8 @@ double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, cons
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
     forward_train(*ws, X, d);
-    double J = loss_value(*ws, Yd, loss, d, s);
-    if (grads) backward(*ws, X, Yd, loss, d, s);
+    double J = loss_value(*ws, Yd, loss, d, s, !grads);
+    if (grads) J += backward(*ws, X, Yd, loss, d, s);  // the penalty comes with its gradient
     release(std::move(ws));
     return J;
 }
@@ -245,16 +249,22 @@ bool Model<T>::update(const OptState<T>& opt) {
     T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
     if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
     undo_.resize(size_t(4 * n));
-    std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
-    for (int s = 0; s < 3; ++s)
-        if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
+    if (opt.kind == OptState<T>::adam) {  // adam_update saves p, m, v itself, in its own pass
+        state[0] = opt.m;
+        state[1] = opt.v;
+        state[2] = nullptr;
+    } else {
+        std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
+        for (int s = 0; s < 3; ++s)
+            if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
+    }
     bool ok = true;
     if (opt.kind == OptState<T>::sgd) {
         ok = sgd_update<T>(params_, grads_, opt.v, n, opt.lr, opt.momentum, opt.nesterov);
     } else if (opt.kind == OptState<T>::adam) {
         long long t = ++*opt.t;
         ok = adam_update<T>(params_, grads_, opt.m, opt.v, n, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                            opt.weight_decay);
+                            opt.weight_decay, undo_.data());
         if (!ok) --*opt.t;
     } else if (opt.kind == OptState<T>::rmsprop) {
         ok = rmsprop_update<T>(params_, grads_, opt.v, opt.m, opt.u, n, opt.lr, opt.alpha, opt.eps,
@@ -275,11 +285,14 @@ template <class T>
 double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d,
                          bool* applied, const double* s) {
     forward_train(ws, X, d, true);
-    double J = loss_value(ws, Y, loss, d, s);
-    backward(ws, X, Y, loss, d, s, true);
+    double J = loss_value(ws, Y, loss, d, s, false);
+    J += backward(ws, X, Y, loss, d, s, true);  // the penalty comes with its gradient
     if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
-    *applied = (J - J) == 0 && all_finite(grads_, n_params_) && update(opt);
+    // Adam without clipping needs no separate pass over the gradient: a non-finite one makes the
+    // second moment non-finite, so adam_update reports it and update() takes the step back.
+    bool checked_by_update = opt.kind == OptState<T>::adam && opt.clip_value == 0 && opt.clip_norm == 0;
+    *applied = (J - J) == 0 && (checked_by_update || finite_n(grads_, n_params_)) && update(opt);
     return J;
 }
 

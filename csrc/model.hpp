@@ -53,6 +53,7 @@ struct Workspace {
     T* Yb = nullptr;    // gathered or one-hot targets (m, cap)
     std::vector<int64_t> Ib;  // gathered class indices
     std::vector<double> Sb;   // gathered sample weights
+    std::vector<T> lse;       // softmax output: each column's log Σ exp(z), from forward_train
     std::vector<T*> M, D;     // dropout: mask M[l] and masked output D[l] = A[l] * M[l] (h_l, cap)
     bool has_dropout = false;
 };
@@ -135,10 +136,13 @@ class Model {
     }
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
     bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
-    double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr);
+    // with_penalty=false: the data term alone (backward returns the penalty with its gradient)
+    double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
+                      bool with_penalty = true);
     double penalty() const;
-    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
-                  bool train = false);
+    // Fills the gradient buffer; returns the weight penalty (0 without one).
+    double backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
+                    bool train = false);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied,
                    const double* s = nullptr);

@@ -14,7 +14,7 @@ using Flag = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
 
 // p <- p - lr g (the seed's update); with momentum v <- μ v + g and a step of v (or g + μ v).
 template <class T>
-bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov) {
+PYNN_SIMD bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool nesterov) {
     const T lr_ = T(lr), mu = T(momentum);
     Flag<T> ok = 1;  // every new value finite (x - x is 0 exactly for finite x): an AND reduction
     if (momentum == 0) {
@@ -38,12 +38,30 @@ bool sgd_update(T* p, const T* g, T* v, idx n, double lr, double momentum, bool 
 // Adam at step t >= 1; weight_decay > 0 shrinks p first, decoupled from the gradient (AdamW).
 // Both updates return whether every new value is finite.
 template <class T>
-bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1, double beta2,
-                 double eps, double weight_decay) {
+PYNN_SIMD bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, T* save) {
     const T decay = T(1 - lr * weight_decay), b1 = T(beta1), b2 = T(beta2), c1 = T(1 - beta1), c2 = T(1 - beta2);
     const T step = T(lr / (1 - std::pow(beta1, double(t))));
     const T root_bias2 = T(std::sqrt(1 - std::pow(beta2, double(t)))), eps_ = T(eps);
     Flag<T> ok = 1;
+    if (save) {  // keep p, m, v in save[0:n], [n:2n], [2n:3n] in the same pass (see Model::update)
+        // save overlaps none of the others (Model::update's own buffer): without ivdep the alias
+        // checks for six arrays keep GCC from vectorising the loop
+#pragma GCC ivdep
+        for (idx k = 0; k < n; ++k) {
+            save[k] = p[k];
+            save[n + k] = m[k];
+            save[2 * n + k] = v[k];
+            T mk = b1 * m[k] + c1 * g[k];
+            T vk = b2 * v[k] + c2 * g[k] * g[k];
+            m[k] = mk;
+            v[k] = vk;
+            T pk = p[k] * decay - step * mk / (std::sqrt(vk) / root_bias2 + eps_);
+            p[k] = pk;
+            ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
+        }
+        return ok;
+    }
     for (idx k = 0; k < n; ++k) {
         T mk = b1 * m[k] + c1 * g[k];
         T vk = b2 * v[k] + c2 * g[k] * g[k];
@@ -60,7 +78,7 @@ bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, double lr, do
 // centered: ḡ <- lerp(ḡ, g, 1-α) (torch's two-sided lerp) and the root is √(s - ḡ²); the step is
 // lr g / (root + eps), or with momentum μ: buf <- μ buf + g / (root + eps), step lr buf.
 template <class T>
-bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, double alpha, double eps,
+PYNN_SIMD bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, double alpha, double eps,
                     double weight_decay, double momentum, bool centered) {
     const T lr_ = T(lr), a = T(alpha), one_minus_a = T(1 - alpha), eps_ = T(eps), wd = T(weight_decay),
             mu = T(momentum);
@@ -101,7 +119,7 @@ bool rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, idx n, double lr, 
 // and shrinks by eta_minus where it flips — there g counts as 0 this step — clipped to
 // [step_min, step_max]; p <- p - sign(g) step; prev <- g.
 template <class T>
-bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus, double step_min,
+PYNN_SIMD bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, double eta_plus, double step_min,
                   double step_max) {
     const T em = T(eta_minus), ep = T(eta_plus), lo = T(step_min), hi = T(step_max), zero = T(0);
     Flag<T> ok = 1;
@@ -128,7 +146,7 @@ bool rprop_update(T* p, const T* g, T* prev, T* step, idx n, double eta_minus, d
 // Clip the gradient in place, as torch.nn.utils.clip_grad_value_ (each element to [-value, value])
 // then clip_grad_norm_ (scaled by max_norm / (‖g‖ + 1e-6) when that is below 1); 0 turns either off.
 template <class T>
-void clip_gradient(T* g, idx n, double value, double max_norm) {
+PYNN_SIMD void clip_gradient(T* g, idx n, double value, double max_norm) {
     if (value > 0) {
         const T hi = T(value), lo = -hi;
         for (idx k = 0; k < n; ++k) g[k] = std::min(std::max(g[k], lo), hi);
@@ -144,10 +162,42 @@ void clip_gradient(T* g, idx n, double value, double max_norm) {
     }
 }
 
+// l2/2 Σ W² (l1 = 0) in sixteen running sums, so the vector adds in double need not wait on each
+// other; with dW also dW += l2 W in the same pass (penalty_step), so a training step reads W
+// once for the penalty.
+template <class T>
+static inline __attribute__((always_inline)) double penalty_l2(const T* W, idx n, double l2, T* dW) {
+    constexpr int S = 16;
+    double s2[S] = {};
+    const T c = T(l2);
+    idx k = 0;
+    if (dW) {
+#pragma GCC ivdep
+        for (; k + S <= n; k += S)
+            for (int j = 0; j < S; ++j) {
+                T w = W[k + j];
+                s2[j] += double(w) * double(w);
+                dW[k + j] += c * w;
+            }
+        for (; k < n; ++k) {
+            s2[k % S] += double(W[k]) * double(W[k]);
+            dW[k] += c * W[k];
+        }
+    } else {
+        for (; k + S <= n; k += S)
+            for (int j = 0; j < S; ++j) s2[j] += double(W[k + j]) * double(W[k + j]);
+        for (; k < n; ++k) s2[k % S] += double(W[k]) * double(W[k]);
+    }
+    for (int w = S / 2; w > 0; w /= 2)  // pairwise: s2[j] += s2[j + w]
+        for (int j = 0; j < w; ++j) s2[j] += s2[j + w];
+    return 0.5 * l2 * s2[0];
+}
+
 // The weight penalty of one layer's W (n elements): l1 Σ|W| + l2/2 Σ W², summed in double
 // (four running sums: a reduction in double does not vectorise, but it need not wait on itself).
 template <class T>
-double penalty_forward(const T* W, idx n, double l1, double l2) {
+PYNN_SIMD double penalty_forward(const T* W, idx n, double l1, double l2) {
+    if (l1 == 0) return penalty_l2<T>(W, n, l2, nullptr);
     double s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0};
     idx k = 0;
     for (; k + 4 <= n; k += 4)
@@ -167,7 +217,7 @@ double penalty_forward(const T* W, idx n, double l1, double l2) {
 
 // Its gradient added to the loss's: dW <- dW + l1 sign(W) + l2 W (sign(0) = 0, as NumPy's).
 template <class T>
-void penalty_backward(const T* W, idx n, double l1, double l2, T* dW) {
+PYNN_SIMD void penalty_backward(const T* W, idx n, double l1, double l2, T* dW) {
     const T a = T(l1), c = T(l2);
     if (l1 == 0) {  // the common case (scikit-learn's alpha): one multiply-add per weight
         for (idx k = 0; k < n; ++k) dW[k] += c * W[k];
@@ -180,6 +230,25 @@ void penalty_backward(const T* W, idx n, double l1, double l2, T* dW) {
     }
 }
 
+template <class T>
+PYNN_SIMD bool finite_n(const T* p, idx n) {
+    Flag<T> ok = 1;
+    for (idx k = 0; k < n; ++k) ok &= (p[k] - p[k]) == T(0);
+    return ok;
+}
+
+template bool finite_n<float>(const float*, idx);
+template bool finite_n<double>(const double*, idx);
+template <class T>
+PYNN_SIMD double penalty_step(const T* W, idx n, double l1, double l2, T* dW) {
+    if (l1 == 0) return penalty_l2<T>(W, n, l2, dW);
+    double J = penalty_forward<T>(W, n, l1, l2);
+    penalty_backward<T>(W, n, l1, l2, dW);
+    return J;
+}
+
+template double penalty_step<float>(const float*, idx, double, double, float*);
+template double penalty_step<double>(const double*, idx, double, double, double*);
 template double penalty_forward<float>(const float*, idx, double, double);
 template double penalty_forward<double>(const double*, idx, double, double);
 template void penalty_backward<float>(const float*, idx, double, double, float*);
@@ -188,8 +257,8 @@ template void clip_gradient<float>(float*, idx, double, double);
 template void clip_gradient<double>(double*, idx, double, double);
 template bool sgd_update<float>(float*, const float*, float*, idx, double, double, bool);
 template bool sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
-template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double);
-template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double);
+template bool adam_update<float>(float*, const float*, float*, float*, idx, long long, double, double, double, double, double, float*);
+template bool adam_update<double>(double*, const double*, double*, double*, idx, long long, double, double, double, double, double, double*);
 template bool rmsprop_update<float>(float*, const float*, float*, float*, float*, idx, double, double, double, double, double, bool);
 template bool rmsprop_update<double>(double*, const double*, double*, double*, double*, idx, double, double, double, double, double, bool);
 template bool rprop_update<float>(float*, const float*, float*, float*, idx, double, double, double, double);

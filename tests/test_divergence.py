@@ -215,3 +215,28 @@ def test_exp_output_overflow_is_divergence(backend, loss):
     with pytest.raises(pynn.Diverged, match=r"the loss is not finite \(J = inf\)"):
         net.train_step(np.ones((2, 4)), np.ones((1, 4)), loss, pynn.SGD(0.1))
     assert np.array_equal(net._params, before)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NumPy's matmul says so
+@pytest.mark.parametrize("opt", ["adam", "adam-clipped", "sgd"])
+def test_a_non_finite_gradient_under_a_finite_loss_is_refused(backend, opt):
+    """Inputs near float32's largest value and weights near its smallest: the forward pass and J
+    stay finite while dW = dZ Xᵀ overflows. The step is refused and nothing changes (the compiled
+    Adam without clipping relies on its own update to notice; the others check the gradient)."""
+    X = np.full((2, 10), 3e38, np.float32)
+    Y = np.zeros((1, 10), np.float32)
+    W, b = np.full((1, 2), 1.6e-38, np.float32), np.zeros(1, np.float32)  # Z ≈ 9.6, dW ≈ 3e39
+    net = pynn.Network([pynn.Dense(2, 1, "linear", init=(W, b))], dtype="float32", backend=backend)
+    J, grads = net.loss_and_grads(X, Y, "mse")
+    assert np.isfinite(J) and not np.isfinite(grads[0][0]).all()  # the premise
+    optimizer = {"adam": lambda: pynn.Adam(1e-3), "adam-clipped": lambda: pynn.Adam(1e-3, clip_norm=1.0),
+                 "sgd": lambda: pynn.SGD(1e-3, momentum=0.9)}[opt]()
+    net.train_step(X * 0, Y, "mse", optimizer)  # a finite step first, so the state is not all zeros
+    before = net._params.copy()
+    state = {k: np.array(v, copy=True) for k, v in optimizer.state(net).items()
+             if isinstance(v, np.ndarray) and not k.startswith("_")}
+    with pytest.raises(pynn.Diverged, match="not finite"):
+        net.train_step(X, Y, "mse", optimizer)
+    assert np.array_equal(net._params, before)
+    for k, v in state.items():
+        assert np.array_equal(optimizer.state(net)[k], v), k

@@ -101,6 +101,23 @@ def test_dense_backward(kernels, ref, dtype, shape, new, out, input_grad):
             assert_close(g, w, dtype)
 
 
+@pytest.mark.parametrize("shape", [(1, 70, 40), (80, 1, 50)], ids=["one_output", "one_input"])
+def test_dense_products_with_an_inner_dimension_of_one(kernels, ref, dtype, shape, new, out):
+    """Products too large for the small-product loop whose inner dimension is 1 (the backward
+    below a one-output layer, the forward of a one-input layer): outer products, not BLAS calls."""
+    h, n, d = shape
+    W, A_prev, b, dZ = new((h, n)), new((n, d)), new((h, 1)), new((h, d))
+    Z, Z_ref = out((h, d)), out((h, d))
+    kernels.dense_forward(W, A_prev, b, Z)
+    ref.dense_forward(W, A_prev, b, Z_ref)
+    assert_close(Z, Z_ref, dtype)
+    got, want = [out((h, n)), out((h, 1)), out((n, d))], [out((h, n)), out((h, 1)), out((n, d))]
+    kernels.dense_backward(dZ, A_prev, W, *got)
+    ref.dense_backward(dZ, A_prev, W, *want)
+    for g, w in zip(got, want):
+        assert_close(g, w, dtype)
+
+
 # ---------------------------------------------------------------- activations
 @pytest.mark.parametrize("in_place", [False, True], ids=["A", "A_is_Z"])
 @pytest.mark.parametrize("act", ACTIVATION_KERNELS)
