@@ -263,7 +263,7 @@ def test_fit_standardize_never_copies_X(backend):
     batch scaled as it is gathered, so fit's peak stays < 30 MB above the 100 MB of data."""
     from test_memory import EXAMPLES, FIT_PEAK, STEPS
 
-    script = FIT_PEAK.replace("shuffle=shuffle, seed=0)", "shuffle=shuffle, seed=0, standardize=True)")
+    script = FIT_PEAK.replace("shuffle=shuffle, seed=0, **extra)", "shuffle=shuffle, seed=0, standardize=True, **extra)")
     assert script != FIT_PEAK
     backend_module(backend)
     for shuffle in ("1", "0") if STEPS else ("0",):  # in order (the new gather); both with PYNN_MEMORY_STEPS
