@@ -52,7 +52,10 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     want = f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {want}, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int (or Fraction) beyond float's range: out of any finite bounds
+        v = math.inf
     bad = not np.isfinite(v)
     if low is not None:
         bad |= v <= low if low_open else v < low
