@@ -321,3 +321,15 @@ def test_schedule_rates_that_overflow_are_inf_as_in_torch():
 def test_junk_callback_arguments_are_refused(call, pattern):
     with pytest.raises(TypeError, match=pattern):
         call()
+
+
+def test_fit_many_checks_every_callback_list_before_any_network_trains(backend):
+    """Was: callbacks=[[], [3]] trained nets[0], then raised the TypeError of nets[1]'s fit, so a
+    refused call had changed a network."""
+    X, y = np.random.default_rng(0).normal(size=(3, 8)), np.arange(8) % 2
+    nets = [pynn.Network.from_sizes([3, 4, 2], backend=backend, seed=s) for s in range(2)]
+    before = [n._params.copy() for n in nets]
+    with pytest.raises(TypeError, match=r"callbacks\[1\]: callbacks must be Callback objects"):
+        pynn.fit_many(nets, X, y, loss="cross_entropy", optimizers=pynn.SGD(0.1), callbacks=[[], [3]], seeds=0)
+    for net, p in zip(nets, before):
+        np.testing.assert_array_equal(net._params, p)

@@ -180,10 +180,15 @@ def check_first_step(data, opt, make_torch, *, sign_only=False, slack=None):
         status = "ok"
     except FloatingPointError:
         status = "raised"
-    finite = all(np.isfinite(w).all() and np.abs(w).max() < 1e300 for w in want)
+    finite = all(np.isfinite(w).all() for w in want)
+    near_overflow = max(float(np.abs(w).max()) for w in want) > 1e300
     if status == "raised":  # Diverged: the update would not be finite; nothing changed
         assert same_weights(net, before), "a refused step changed the weights"
-        assert not finite, f"train_step raised although torch's step is finite: {want}"
+        # ... or a square of the gradient (plus RMSprop's coupled weight decay) overflows, which
+        # torch's order of operations ((1-α) g) g may avoid: the state would not be finite
+        wd = cfg.get("weight_decay", 0.0) if isinstance(opt, pynn.RMSprop) else 0.0
+        big = max(float(np.max(np.abs(g) + wd * np.abs(p0))) for g, p0 in zip(clipped, [a for wb in before for a in wb]))
+        assert not finite or near_overflow or big > 1e150, f"train_step raised although torch's step is finite: {want}"
         return
     if not finite:  # pynn applied a step torch finds not finite: only where the step is ill-conditioned
         # (torch takes √ of a rounded difference that may be negative: NaN)
@@ -577,7 +582,7 @@ def clean_targets(rng, loss, m, d, *, indices=False):
 
 def per_net_arg(data, k, typical, junk):
     """A value for every network, a sequence of one per network, or a sequence of another length."""
-    kind = usually(data, ["one", "seq"], ["short", "junk"], odds=6)
+    kind = usually(data, ["one", "seq"], ["short", "junk"], odds=16)
     if kind == "one":
         return pick(data, typical)
     if kind == "seq":
@@ -634,7 +639,7 @@ def test_fit_many(data):
             Y = np.full(d + 1, 0)
             problems.append(Problem(ValueError, r"\bY \(for nets\[\d\]\)"))
     arg = nets
-    shape = usually(data, ["list", "tuple"], ["net", "none", "item", "repeat"], odds=10)
+    shape = usually(data, ["list", "tuple"], ["net", "none", "item", "repeat"], odds=16)
     if shape == "tuple":
         arg = tuple(nets)
     elif shape in ("net", "none"):
@@ -655,9 +660,9 @@ def test_fit_many(data):
     epochs = per_net_arg(data, kk, [1, 2], [0, -1, 1.5, None, "1"])
     batch_size = per_net_arg(data, kk, list(range(1, d + 3)), [0, 2.0, None, True])
     seeds = per_net_arg(data, kk, [0, 1, 7, 2**40], [-1, 1.5, "0"])
-    shuffle = usually(data, [True, False], ["yes", None, 1])
+    shuffle = usually(data, [True, False], ["yes", None, 1], odds=16)
     callbacks, logged = None, [[] for _ in range(kk)]
-    ckind = usually(data, ["none", "functions"], ["short", "junk-one", "junk"])
+    ckind = usually(data, ["none", "functions"], ["short", "junk-one", "junk-one", "junk"], odds=10)
     if ckind == "functions":
         callbacks = [[(lambda i: lambda epoch, logs: logged[i].append(epoch))(i)] for i in range(kk)]
     elif ckind == "short":
@@ -671,7 +676,7 @@ def test_fit_many(data):
     elif ckind == "junk":
         callbacks = pick(data, [3, "x"])
         problems.append(Problem((TypeError, ValueError), r"\bcallbacks"))
-    n_jobs = usually(data, [None, 1, 2], [0, -1, 1.5, "2"])
+    n_jobs = usually(data, [None, 1, 2], [0, -1, 1.5, "2"], odds=16)
     if shape in ("list", "tuple") and k:
         problems += expect_per_net(optimizers, kk, "optimizers", expect_optimizer)
         problems += expect_per_net(epochs, kk, "epochs", expect_int)
@@ -818,7 +823,7 @@ def test_fit_weights(backend, data):
         Y = Y.astype(np.int64)
     sw = draw_sample_weight(data, rng, d)
     labels = labels_of(Y, loss, m)
-    cw = draw_class_weight(data, max(m, 2)) if one_in(data, 2) else None
+    cw = draw_class_weight(data, max(m, 2)) if one_in(data, 2) and (labels is not None or one_in(data, 6)) else None
     vf = usually(data, [None, None, 0.2, 0.5, 0.34], [0.0, 1.0, -0.1, np.nan, "0.2", True, 0.999, 1e-300, 10**400])
     problems, maybe = [], []
     s = None
