@@ -399,8 +399,7 @@ def draw_schedule(data):
         if flag(data):
             kw["power"] = number_arg(data, [0.5, 0.0, 1, 2.0, 0.25, 1e300])
             problems += expect_number(kw["power"], "power", low=0)
-        power = as_float(kw.get("power", 0.5))
-        return name, kw, problems, lambda o: L.LambdaLR(o, lambda e: (e + 1) ** -power), None
+        return name, kw, problems, lambda o: L.LambdaLR(o, lambda e: (e + 1) ** -as_float(kw.get("power", 0.5))), None
     if name == "StepLR":
         kw["step_size"] = int_arg(data)
         problems += expect_int(kw["step_size"], "step_size")
@@ -425,12 +424,12 @@ def draw_schedule(data):
         if flag(data):
             kw["eta_min"] = number_arg(data, [0.0, 1e-3, 0.01, 1.0, 1e300])
             problems += expect_number(kw["eta_min"], "eta_min", low=0)
-        if not problems and int(kw.get("warmup", 0)) >= int(kw["total"]):
-            problems.append(Problem(ValueError, r"\bwarmup must be below total"))
         total, warmup = kw["total"], kw.get("warmup", 0)
-        sf, eta_min = as_float(kw.get("start_factor", 1 / 3)), as_float(kw.get("eta_min", 0.0))
+        if not expect_int(total, "total") and not expect_int(warmup, "warmup", minimum=0) and warmup >= total:
+            problems.append(Problem(ValueError, r"\bwarmup must be below total"))
 
-        def make_torch(o):
+        def make_torch(o):  # (called only for accepted arguments)
+            sf, eta_min = as_float(kw.get("start_factor", 1 / 3)), as_float(kw.get("eta_min", 0.0))
             if not warmup:
                 return L.CosineAnnealingLR(o, T_max=int(total), eta_min=eta_min)
             return L.SequentialLR(o, [L.LinearLR(o, start_factor=sf, total_iters=int(warmup)),
