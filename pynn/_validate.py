@@ -180,6 +180,8 @@ def sample_weights(s: object, d: int, name: str = "sample_weight") -> np.ndarray
     if arr.shape != (d,):
         raise ValueError(f"{name} must have shape ({d},), one weight per example; got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, np.float64)
+    if arr.strides != (8,) and arr.size:  # NumPy calls one element contiguous whatever its stride; the core reads 8
+        arr = arr.copy()
     _check_finite(arr, name)
     if d and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative, got a minimum of {arr.min()}")

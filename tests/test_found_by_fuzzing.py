@@ -333,3 +333,18 @@ def test_fit_many_checks_every_callback_list_before_any_network_trains(backend):
         pynn.fit_many(nets, X, y, loss="cross_entropy", optimizers=pynn.SGD(0.1), callbacks=[[], [3]], seeds=0)
     for net, p in zip(nets, before):
         np.testing.assert_array_equal(net._params, p)
+
+
+@pytest.mark.parametrize("step", [2, -1])
+def test_one_sample_weight_with_any_stride(backend, step):
+    """Was (cpp): "ValueError: sample_weight must be a contiguous float64 array" from fit and
+    train_step for one example whose weight is a strided view (np.ones(2)[::2]): NumPy calls a
+    one-element array contiguous whatever its stride, so it reached the core with stride 16."""
+    s = np.full(2, 0.5)[::step][:1]
+    X, Y = np.ones((1, 1)), np.full((1, 1), 2.0)
+    net = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", backend=backend, seed=0)
+    ref = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", backend="numpy", seed=0)
+    for n in (net, ref):
+        n.fit(X, Y, loss="mse", optimizer=pynn.SGD(0.1), epochs=2, batch_size=1, sample_weight=s)
+        n.train_step(X, Y, "mse", pynn.SGD(0.1), sample_weight=s)
+    np.testing.assert_allclose(net._params, ref._params, rtol=1e-12)
