@@ -650,7 +650,7 @@ def test_fit_many(data):
     elif shape == "repeat" and nets:
         arg = nets + [nets[0]]
         problems.append(Problem(ValueError, r"\bnets must not repeat a Network"))
-    if k == 0 and shape in ("list", "tuple"):
+    if isinstance(arg, (list, tuple)) and not arg:
         problems.append(Problem(ValueError, r"\bnets must hold at least one Network"))
     kk = len(arg) if isinstance(arg, (list, tuple)) else k
     opt_kinds = per_net_arg(data, kk, ["sgd", "adam"], [None, "sgd", 0.1, pynn.SGD])
