@@ -187,7 +187,8 @@ def check_first_step(data, opt, make_torch, *, sign_only=False, slack=None):
         # ... or a square of the gradient (plus RMSprop's coupled weight decay) overflows, which
         # torch's order of operations ((1-α) g) g may avoid: the state would not be finite
         wd = cfg.get("weight_decay", 0.0) if isinstance(opt, pynn.RMSprop) else 0.0
-        big = max(float(np.max(np.abs(g) + wd * np.abs(p0))) for g, p0 in zip(clipped, [a for wb in before for a in wb]))
+        p0s = [a for wb in before for a in wb]
+        big = max(float(np.max(np.abs(g) + wd * np.abs(p0))) for g, p0 in zip(clipped, p0s))
         assert not finite or near_overflow or big > 1e150, f"train_step raised although torch's step is finite: {want}"
         return
     if not finite:  # pynn applied a step torch finds not finite: only where the step is ill-conditioned
@@ -710,7 +711,7 @@ def test_fit_many(data):
         assert hs[i].loss == h.loss
 
 
-# ---------------------------------------------------------------- fit(sample_weight=, class_weight=, validation_fraction=)
+# ---------------------------------------------------------------- fit(sample_weight=, class_weight=, ...)
 def expect_weights(s, d, name="sample_weight"):
     arr, problems = as_numeric(s, name)
     if problems:
@@ -790,7 +791,8 @@ def expect_class_weight(cw, labels, n_classes):
     per, problems = np.ones(n_classes), []
     for c, w in cw.items():
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral) or not 0 <= c < n_classes:
-            problems.append(Problem(ValueError, rf"\bclass_weight keys must be class indices in \[0, {n_classes - 1}\]"))
+            problems.append(Problem(ValueError, rf"\bclass_weight keys must be class indices in "
+                                                rf"\[0, {n_classes - 1}\]"))
             continue
         p = expect_number(w, rf"class_weight\[{re.escape(str(c))}\]", low=0)
         problems += p
