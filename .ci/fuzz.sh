@@ -15,7 +15,7 @@ trap 'rm -rf "$logs"' EXIT
 start=$SECONDS
 
 echo "::: fuzz: PYNN_FUZZ_EXAMPLES=$PYNN_FUZZ_EXAMPLES, PYNN_MEMORY_STEPS=$PYNN_MEMORY_STEPS"
-pytest -q -p no:cacheprovider tests/test_fuzz.py > "$logs/public.txt" 2>&1 &
+pytest -q -p no:cacheprovider tests/test_fuzz.py tests/test_fuzz_more.py > "$logs/public.txt" 2>&1 &
 public=$!
 pytest -q -p no:cacheprovider tests/test_fuzz_core.py tests/test_persistence.py tests/test_memory.py \
     > "$logs/core.txt" 2>&1 &

@@ -52,7 +52,10 @@ def check_float(value: object, name: str, *, low: float | None = None, high: flo
     want = f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {want}, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int (or Fraction) beyond float's range: out of any finite bounds
+        v = math.inf
     bad = not np.isfinite(v)
     if low is not None:
         bad |= v <= low if low_open else v < low
@@ -177,6 +180,8 @@ def sample_weights(s: object, d: int, name: str = "sample_weight") -> np.ndarray
     if arr.shape != (d,):
         raise ValueError(f"{name} must have shape ({d},), one weight per example; got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, np.float64)
+    if arr.strides != (8,) and arr.size:  # NumPy calls one element contiguous whatever its stride; the core reads 8
+        arr = arr.copy()
     _check_finite(arr, name)
     if d and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative, got a minimum of {arr.min()}")

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+import numpy as np
+
 from . import _validate as V
 from ._sparse import SparseRows
 from ._threads import single_threaded
 from .network import Network
 from .optimizers import Optimizer
-from .training import History
+from .training import History, as_callbacks
 
 
 def _per_net(value: Any, k: int, name: str, check) -> list:
@@ -114,6 +116,16 @@ def fit_many(nets: Sequence[Network], X: Any, Y: Any, *, loss: str, optimizers: 
         callbacks = [()] * k
     elif not isinstance(callbacks, Sequence) or len(callbacks) != k:
         raise ValueError(f"callbacks must be None or a sequence of {k} callback lists (one per network)")
+    else:  # checked here, not in each fit: one network's bad list must not let the others train
+        checked_cbs = []
+        for i, cbs in enumerate(callbacks):
+            try:
+                checked_cbs.append(as_callbacks(cbs))
+            except TypeError as e:
+                raise TypeError(f"callbacks[{i}]: {e}") from None
+        callbacks = checked_cbs
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
     if n_jobs is None:
         n_jobs = min(k, os.cpu_count() or 1)
     n_jobs = V.check_int(n_jobs, "n_jobs")

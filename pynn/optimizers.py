@@ -482,6 +482,13 @@ class LBFGS(Optimizer):
         from .losses import CLASSIFICATION
 
         p, g = net._params, net._grads
+        # SciPy's L-BFGS-B indexes its workspace of 2 m n + 5 n + 11 m² + 8 m floats with 32-bit
+        # ints (scipy/scipy#5102): beyond 2**31 it crashes the process instead of raising
+        m, size = self.history_size, p.size
+        work = 2 * m * size + 5 * size + 11 * m * m + 8 * m
+        if work >= 2**31:
+            raise ValueError(f"history_size={m} is too large for a network of {size} parameters: SciPy's L-BFGS-B "
+                             f"workspace (2 m n + 5 n + 11 m² + 8 m = {work} floats) must stay below 2**31")
         classify = loss in CLASSIFICATION
         n = X.shape[1]
 

@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from . import _validate as V
@@ -26,6 +27,22 @@ from .training import Callback
 
 __all__ = ["Schedule", "Constant", "InverseScaling", "StepLR", "ExponentialLR", "CosineWarmup",
            "ReduceLROnPlateau"]
+
+
+def _decayed(base: float, gamma: float, k: int) -> float:
+    """``base * gamma ** k``, also where ``gamma ** k`` alone overflows (Python's float power
+    raises) or underflows but the product does not: torch multiplies the rate by gamma k times,
+    and its rate becomes inf only when the product overflows."""
+    try:
+        g = gamma ** k
+    except OverflowError:
+        g = math.inf
+    if math.isinf(g) or g < sys.float_info.min:
+        try:
+            return math.exp(math.log(base) + k * math.log(gamma))
+        except OverflowError:
+            return math.inf
+    return base * g
 
 
 class Schedule(Callback):
@@ -83,7 +100,8 @@ class InverseScaling(Schedule):
         super().__init__(optimizer)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr / (epoch + 1) ** self.power
+        # torch's factor (e + 1) ** -power: it underflows to 0 where (e + 1) ** power would overflow
+        return self.base_lr * (epoch + 1) ** -self.power
 
 
 class StepLR(Schedule):
@@ -102,7 +120,7 @@ class StepLR(Schedule):
         super().__init__(optimizer)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+        return _decayed(self.base_lr, self.gamma, epoch // self.step_size)
 
 
 class ExponentialLR(Schedule):
@@ -120,7 +138,7 @@ class ExponentialLR(Schedule):
         super().__init__(optimizer)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** epoch
+        return _decayed(self.base_lr, self.gamma, epoch)
 
 
 class CosineWarmup(Schedule):
@@ -174,6 +192,8 @@ class ReduceLROnPlateau(Schedule):
     def __init__(self, optimizer: Optimizer, *, monitor: str | None = None, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float = 0.0, eps: float = 1e-8) -> None:
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"monitor must be None or a str naming a log such as 'val_loss', got {monitor!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):

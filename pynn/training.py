@@ -396,9 +396,15 @@ class EarlyStopping(Callback):
             else:
                 raise ValueError(f"mode='auto' cannot tell whether {monitor!r} should rise or fall; "
                                  "give mode='min' or mode='max'")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(min_delta):
+        number = not isinstance(min_delta, bool) and isinstance(min_delta, (int, float, np.integer, np.floating))
+        try:
+            finite = number and math.isfinite(min_delta)
+        except OverflowError:  # an int beyond float's range
+            finite = False
+        if not finite:
             raise ValueError(f"min_delta must be a finite number, got {min_delta!r}")
+        if not isinstance(restore_best_weights, (bool, np.bool_)):
+            raise TypeError(f"restore_best_weights must be a bool, got {restore_best_weights!r}")
         self.monitor, self.mode = monitor, mode
         self.patience = V.check_int(patience, "patience", minimum=0)
         self.start_from_epoch = V.check_int(start_from_epoch, "start_from_epoch", minimum=0)

@@ -1,4 +1,4 @@
-"""Shared machinery of the property-based tests (test_fuzz.py, test_fuzz_core.py).
+"""Shared machinery of the property-based tests (test_fuzz.py, test_fuzz_more.py, test_fuzz_core.py).
 
 * ``fuzz(entry, share)`` turns a test into a Hypothesis test drawing from ``data`` and counts
   every case it runs under ``entry`` (a public entry point such as ``"train_step"``).

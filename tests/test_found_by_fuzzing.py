@@ -5,6 +5,7 @@ themselves caused ("Found in this branch")."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -256,3 +257,94 @@ def test_core_clamps_a_batch_range_that_would_overflow():
     out = _bound(C).run_batches(np.ones((2, 3), np.float32), np.ones((1, 3), np.float32), None, 2**62, 2, 2**62, 0,
                                 False)
     assert out[4] == 0 and out[1] == 0  # no batch ran, no example seen
+
+
+# ---------------------------------------------------------------- found by test_fuzz_more.py
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: pynn.SGD(10**400), r"\blr must be a number in \(0"),
+    (lambda: pynn.RMSprop(momentum=-10**400), r"\bmomentum must be a number in \[0, 1\)"),
+    (lambda: pynn.losses.Huber(10**400), r"\bdelta must be a number"),
+    (lambda: pynn.LBFGS(tol=10**400), r"\btol must be a number"),
+    (lambda: pynn.schedules.StepLR(pynn.SGD(0.1), 2, gamma=10**400), r"\bgamma must be a number"),
+    (lambda: pynn.EarlyStopping("loss", min_delta=10**400), r"\bmin_delta must be a finite number"),
+])
+def test_ints_beyond_float_range_are_refused(call, pattern):
+    """Was: OverflowError ("int too large to convert to float") from float(value) in the checks."""
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_class_weight_beyond_float_range_is_refused(backend):
+    """Was: OverflowError from fit, through the same check, for a class weight of 10**400."""
+    net = pynn.Network.from_sizes([2, 3, 2], dtype="float64", backend=backend, seed=0)
+    before = net._params.copy()
+    with pytest.raises(ValueError, match=r"class_weight\[1\] must be a number"):
+        net.fit(np.ones((2, 4)), np.array([0, 1, 0, 1]), loss="cross_entropy", optimizer=pynn.SGD(0.1),
+                class_weight={1: 10**400})
+    np.testing.assert_array_equal(net._params, before)
+
+
+def test_lbfgs_history_size_beyond_scipys_workspace_is_refused():
+    """Was: a segmentation fault. SciPy's L-BFGS-B indexes its workspace of 2 m n + 5 n + 11 m² + 8 m
+    floats with 32-bit ints (scipy/scipy#5102); history_size=13973 passes 2**31. Run in a child
+    process, so a regression fails this test instead of killing the suite."""
+    code = textwrap.dedent("""
+        import numpy as np, pynn
+        net = pynn.Network.from_sizes([3, 4, 2], output="linear", dtype="float64", seed=0)
+        before = net._params.copy()
+        try:
+            net.fit(np.ones((3, 5)), np.ones((2, 5)), loss="mse", optimizer=pynn.LBFGS(history_size=13973))
+        except ValueError as e:
+            assert "history_size=13973 is too large" in str(e), e
+            assert (net._params == before).all()
+            print("refused")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "refused", (out.returncode, out.stdout, out.stderr)
+
+
+def test_schedule_rates_that_overflow_are_inf_as_in_torch():
+    """Was: OverflowError from Python's float power in lr_at (e.g. ExponentialLR(gamma=1e300) at epoch 2),
+    raised from fit's epoch end. torch's rates become inf; InverseScaling's (e + 1) ** -power is 0."""
+    S = pynn.schedules
+    assert S.ExponentialLR(pynn.SGD(1.0), gamma=1e300).lr_at(2) == math.inf
+    assert S.StepLR(pynn.SGD(1.0), step_size=1, gamma=1e300).lr_at(3) == math.inf
+    assert S.InverseScaling(pynn.SGD(1.0), power=1e300).lr_at(1) == 0.0
+
+
+@pytest.mark.parametrize("call, pattern", [
+    # was: accepted; fit then raised KeyError(3) at the first epoch's end
+    (lambda: pynn.schedules.ReduceLROnPlateau(pynn.SGD(0.1), monitor=3), r"\bmonitor must be None or a str"),
+    # was: accepted and taken as True
+    (lambda: pynn.EarlyStopping("loss", restore_best_weights="no"), r"\brestore_best_weights must be a bool"),
+])
+def test_junk_callback_arguments_are_refused(call, pattern):
+    with pytest.raises(TypeError, match=pattern):
+        call()
+
+
+def test_fit_many_checks_every_callback_list_before_any_network_trains(backend):
+    """Was: callbacks=[[], [3]] trained nets[0], then raised the TypeError of nets[1]'s fit, so a
+    refused call had changed a network."""
+    X, y = np.random.default_rng(0).normal(size=(3, 8)), np.arange(8) % 2
+    nets = [pynn.Network.from_sizes([3, 4, 2], backend=backend, seed=s) for s in range(2)]
+    before = [n._params.copy() for n in nets]
+    with pytest.raises(TypeError, match=r"callbacks\[1\]: callbacks must be Callback objects"):
+        pynn.fit_many(nets, X, y, loss="cross_entropy", optimizers=pynn.SGD(0.1), callbacks=[[], [3]], seeds=0)
+    for net, p in zip(nets, before):
+        np.testing.assert_array_equal(net._params, p)
+
+
+@pytest.mark.parametrize("step", [2, -1])
+def test_one_sample_weight_with_any_stride(backend, step):
+    """Was (cpp): "ValueError: sample_weight must be a contiguous float64 array" from fit and
+    train_step for one example whose weight is a strided view (np.ones(2)[::2]): NumPy calls a
+    one-element array contiguous whatever its stride, so it reached the core with stride 16."""
+    s = np.full(2, 0.5)[::step][:1]
+    X, Y = np.ones((1, 1)), np.full((1, 1), 2.0)
+    net = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", backend=backend, seed=0)
+    ref = pynn.Network.from_sizes([1, 1], output="linear", dtype="float64", backend="numpy", seed=0)
+    for n in (net, ref):
+        n.fit(X, Y, loss="mse", optimizer=pynn.SGD(0.1), epochs=2, batch_size=1, sample_weight=s)
+        n.train_step(X, Y, "mse", pynn.SGD(0.1), sample_weight=s)
+    np.testing.assert_allclose(net._params, ref._params, rtol=1e-12)
