@@ -1204,7 +1204,8 @@ class Network:
             train = tr.astype(np.int64)
         if class_weight is not None:
             labels = V.class_labels(Y, loss)
-            cw = V.class_weights(class_weight, labels if train is None else labels[train], max(self._widths[-1], 2))
+            cw = V.class_weights(class_weight, labels if train is None or labels is None else labels[train],
+                                 max(self._widths[-1], 2))
             if train is not None:  # one per example of X; the held-out ones are never trained on
                 full = np.zeros(X.shape[1])
                 full[train] = cw
