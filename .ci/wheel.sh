@@ -2,7 +2,7 @@
 # Wheel CI for pynn: build a wheel, repair it into a manylinux wheel with auditwheel (leaving
 # out libscipy_openblas, which stays a declared dependency: the scipy-openblas32 wheel), install
 # it with the test extra into a fresh virtual environment, and run the test suite from a
-# directory that holds only tests/ and pyproject.toml (for the pytest settings), so the source
+# directory that holds only tests/, docs/ (FORMAT.md, whose reader a test runs) and pyproject.toml, so the source
 # tree is not importable and the installed wheel is what gets tested.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ python3 -m venv "$work/test-venv"
 python -m pip install --quiet --upgrade pip
 pip install --quiet "${wheel}[test]"
 mkdir "$work/run"
-cp -r "$src/tests" "$src/pyproject.toml" "$work/run/"
+cp -r "$src/tests" "$src/docs" "$src/pyproject.toml" "$work/run/"
 cd "$work/run"
 python -c 'import pynn, sys; f = pynn.__file__; print(f); sys.exit("site-packages" not in f)'
 pynn info
