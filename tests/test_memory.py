@@ -139,6 +139,14 @@ FIT_CASES = [(l, sh) for l in ("rows", "columns") for sh in (True, False)] if ST
 EXAMPLES = 50_000 if STEPS else 25_000
 
 
+def fit_peak(backend, layout, shuffle, *mode, script=FIT_PEAK):
+    """Run ``script`` (FIT_PEAK or a variant) in a fresh process: ``{"data", "base", "peak"}``."""
+    run = subprocess.run([sys.executable, "-c", script, backend, layout, "1" if shuffle else "0", str(EXAMPLES),
+                          *mode], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("layout, shuffle", FIT_CASES, ids=[f"{l}-{'shuffled' if s else 'in-order'}"
                                                             for l, s in FIT_CASES])
 def test_fit_never_copies_X(backend, layout, shuffle):
@@ -146,10 +154,7 @@ def test_fit_never_copies_X(backend, layout, shuffle):
     the dedicated step) in a fresh process: its peak RSS exceeds what it had with the data
     loaded by less than 30 MB — a copy of X would add the whole size of X."""
     backend_module(backend)
-    run = subprocess.run([sys.executable, "-c", FIT_PEAK, backend, layout, "1" if shuffle else "0", str(EXAMPLES)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    m = json.loads(run.stdout.strip().splitlines()[-1])
+    m = fit_peak(backend, layout, shuffle)
     extra = m["peak"] - m["base"]
     assert m["data"] == EXAMPLES * 1000 * 4
     assert extra < 30e6, f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
@@ -161,10 +166,7 @@ def test_fit_with_validation_fraction_copies_only_the_held_out_part(backend, shu
     """validation_fraction=0.05: the held-out 5 % is copied, the training part is gathered from
     X batch by batch (copying it would add 95 % of X)."""
     backend_module(backend)
-    run = subprocess.run([sys.executable, "-c", FIT_PEAK, backend, "rows", "1" if shuffle else "0", str(EXAMPLES),
-                          "vf"], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    m = json.loads(run.stdout.strip().splitlines()[-1])
+    m = fit_peak(backend, "rows", shuffle, "vf")
     extra = m["peak"] - m["base"]
     assert extra < 30e6 + 0.05 * m["data"], \
         f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
@@ -173,8 +175,5 @@ def test_fit_with_validation_fraction_copies_only_the_held_out_part(backend, shu
 def test_fit_peak_measurement_sees_a_copy():
     """The instrument: the same measurement, with fit made to copy X, sees the copy."""
     backend_module("cpp")
-    run = subprocess.run([sys.executable, "-c", FIT_PEAK, "cpp", "rows", "1", str(EXAMPLES), "copy"],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    m = json.loads(run.stdout.strip().splitlines()[-1])
+    m = fit_peak("cpp", "rows", True, "copy")
     assert m["peak"] - m["base"] > 0.9 * m["data"]

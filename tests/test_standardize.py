@@ -9,9 +9,6 @@ data. fit's peak memory stays the data plus O(batch): the standardised data set 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -261,7 +258,7 @@ def test_fit_standardize_never_copies_X(backend):
     """The peak measurement of test_memory (fresh process, VmHWM reset just before fit) with
     standardize=True, in order (and shuffled with PYNN_MEMORY_STEPS set): the scaler is measured chunk by chunk and each
     batch scaled as it is gathered, so fit's peak stays < 30 MB above the 100 MB of data."""
-    from test_memory import EXAMPLES, FIT_PEAK, STEPS
+    from test_memory import EXAMPLES, FIT_PEAK, STEPS, fit_peak
 
     script = FIT_PEAK.replace("shuffle=shuffle, seed=0, **extra)", "shuffle=shuffle, seed=0, standardize=True, **extra)")
     # the JIT's first compilation of the standardising paths (a fresh install has no Numba cache)
@@ -272,11 +269,8 @@ def test_fit_standardize_never_copies_X(backend):
                             "batch_size=256, standardize=True)", 1)
     assert script != FIT_PEAK and "standardize=True)" in script.split("clear_refs")[0]
     backend_module(backend)
-    for shuffle in ("1", "0") if STEPS else ("0",):  # in order (the new gather); both with PYNN_MEMORY_STEPS
-        run = subprocess.run([sys.executable, "-c", script, backend, "rows", shuffle, str(EXAMPLES)],
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
-        m = json.loads(run.stdout.strip().splitlines()[-1])
+    for shuffle in (True, False) if STEPS else (False,):  # in order (the new gather); both with PYNN_MEMORY_STEPS
+        m = fit_peak(backend, "rows", shuffle, script=script)
         extra = m["peak"] - m["base"]
         assert m["data"] == EXAMPLES * 1000 * 4
         assert extra < 30e6, f"fit's peak is {extra / 1e6:.0f} MB above the data's {m['data'] / 1e6:.0f} MB"
