@@ -22,6 +22,16 @@ N, BS = 600, 20
 N_BATCHES = N // BS
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own SIGINT handler, whatever the suite was started with: a shell's background job
+    inherits SIGINT ignored, and then no Ctrl-C reaches fit (these tests would train for 10^7 epochs)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def setup(backend, rng):
     net = pynn.Network.from_sizes([5, 16, 3], hidden="tanh", output="softmax", backend=backend, seed=4)
     X = rng.normal(size=(5, N)).astype(np.float32)
