@@ -196,19 +196,21 @@ def _read_training(args: argparse.Namespace):
 
 
 def _standardize(meta: dict[str, Any], X: np.ndarray, Y: np.ndarray, train: np.ndarray) -> tuple[np.ndarray,
-                                                                                                  np.ndarray]:
+                                                                                                  np.ndarray, Any]:
     """Scale features (and regression targets) to zero mean and unit variance, measured on the
-    training examples; record the scaling in ``meta`` so predict/evaluate apply it too."""
-    mu, sd = X[:, train].mean(axis=1), X[:, train].std(axis=1)
-    sd[sd == 0] = 1.0
-    meta["x_mean"], meta["x_std"] = mu.tolist(), sd.tolist()
-    X = (X - mu[:, None]) / sd[:, None]
+    training examples. The features' :class:`pynn.Scaler` is returned, to become the saved
+    network's ``scaler`` (so ``predict`` takes raw inputs, in Python as in ``pynn predict``); the
+    targets' scaling is recorded in ``meta``, and ``pynn predict`` undoes it."""
+    from .scaler import Scaler
+
+    scaler = Scaler.fit(X, columns=train)
+    X = scaler.transform(X)
     if meta["task"] == "regression":
         mu, sd = Y[:, train].mean(axis=1), Y[:, train].std(axis=1)
         sd[sd == 0] = 1.0
         meta["y_mean"], meta["y_std"] = mu.tolist(), sd.tolist()
         Y = (Y - mu[:, None]) / sd[:, None]
-    return X, Y
+    return X, Y, scaler
 
 
 def _comm(args: argparse.Namespace):
@@ -265,8 +267,9 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"--validation-split {args.validation_split} of {n} examples leaves "
                        f"{n_val} for validation and {n - n_val} for training; both need at least one")
     train, held = np.sort(order[: n - n_val]), np.sort(order[n - n_val:])
-    if args.standardize:
-        X, Y = _standardize(meta, X, Y, train)
+    scaler = None
+    if args.standardize:  # trained on the scaled copy; the scaler is the network's once trained
+        X, Y, scaler = _standardize(meta, X, Y, train)
     if n_val:
         Xtr, Ytr = X[:, train], Y[..., train]
         val = (X[:, held], Y[..., held])
@@ -288,6 +291,7 @@ def _train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     history = _fit(net, Xtr, Ytr, val, args, loss, comm)
     secs = time.perf_counter() - t0
+    net.scaler = scaler
     if comm is None:
         net.save(args.out)
     else:  # rank 0 writes; every rank returns once it is written (or raises if it was not)
@@ -324,7 +328,7 @@ def _inputs(net, meta: dict[str, Any], args: argparse.Namespace, need_target: bo
     data = _data.read(args.data, target=meta["target"], features=meta["features"], need_target=need_target,
                       x_key=args.x_key, y_key=meta["target"] if args.y_key is None else args.y_key)
     X = data.X.T
-    if "x_mean" in meta:
+    if "x_mean" in meta:  # an older pynn train's file (it now saves a net.scaler)
         X = (X - np.array(meta["x_mean"])[:, None]) / np.array(meta["x_std"])[:, None]
     return data, X
 
@@ -461,7 +465,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-split", type=_fraction, default=0.0, metavar="FRACTION",
                    help="hold out this fraction of the examples to report val_loss (default 0)")
     p.add_argument("--standardize", action="store_true",
-                   help="scale features (and regression targets) to mean 0, std 1; saved with the model")
+                   help="scale features (the model's scaler) and regression targets to mean 0, std 1; "
+                   "saved with the model")
     p.add_argument("--out", default="model.npz", metavar="MODEL", help="where to save the model (default model.npz)")
     p.add_argument("--plot", metavar="PNG", help="save the loss curves to this image (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")

@@ -67,10 +67,6 @@ def iris_like(tmp_path):
     return path, X, labels
 
 
-def standardized(meta, X):
-    return (X - np.array(meta["x_mean"])) / np.array(meta["x_std"])
-
-
 def error_line(err):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pynn: error: "), err
@@ -95,8 +91,11 @@ def test_train_predict_evaluate_classification_csv(tmp_path, capsys, iris_like):
     assert meta["task"] == "classification" and meta["loss"] == "cross_entropy"
     assert net.classes == meta["classes"] and net.feature_names == FEATURES  # the format's own fields too
     assert [l.activation for l in net.layers] == ["relu", "relu", "softmax"]
-    # the scaling was measured on the 180 training examples, not all 240
-    assert not np.allclose(meta["x_mean"], X.mean(axis=0))
+    # --standardize: the network's own scaler, measured on the 180 training examples (not all 240)
+    train = np.sort(np.random.default_rng(0).permutation(len(X))[:180])  # --seed 0's split
+    np.testing.assert_allclose(net.scaler.mean, X[train].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(net.scaler.scale, X[train].std(axis=0), rtol=1e-12)
+    assert "x_mean" not in meta
 
     # predict: labels and probabilities, recomputed from the saved network
     preds = tmp_path / "p.csv"
@@ -104,7 +103,7 @@ def test_train_predict_evaluate_classification_csv(tmp_path, capsys, iris_like):
     assert (code, out, err) == (0, "", "")
     header, rows = read_csv(preds)
     assert header == ["kind", "p(kind=cat)", "p(kind=dog)", "p(kind=emu)"]
-    P = net.predict(standardized(meta, X).T)
+    P = net.predict(X.T)  # raw inputs: the network applies its scaler
     want = np.array(meta["classes"])[P.argmax(axis=0)]
     assert [r[0] for r in rows] == want.tolist()
     np.testing.assert_allclose(np.array([r[1:] for r in rows], float), P.T, rtol=1e-6)
@@ -116,7 +115,7 @@ def test_train_predict_evaluate_classification_csv(tmp_path, capsys, iris_like):
     assert code == 0 and err == ""
     assert re.search(r"^accuracy\s+(\S+)$", out, re.M).group(1) == f"{accuracy:.6g}"
     idx = np.searchsorted(meta["classes"], labels)
-    J = net.loss(standardized(meta, X).T, idx, "cross_entropy")
+    J = net.loss(X.T, idx, "cross_entropy")
     assert re.search(r"^loss\s+(\S+)\s+\(cross_entropy\)$", out, re.M).group(1) == f"{J:.6g}"
 
 
@@ -179,7 +178,7 @@ def test_regression_npz_with_standardized_targets(tmp_path, capsys):
     code, out, _ = run(capsys, "predict", model, data, "--x-key", "features")
     header, rows = read_csv(out)
     got = np.array(rows, float)[:, 0]
-    want = net.predict(standardized(meta, X).T)[0].astype(np.float64) * meta["y_std"][0] + meta["y_mean"][0]
+    want = net.predict(X.T)[0].astype(np.float64) * meta["y_std"][0] + meta["y_mean"][0]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert header == ["price"]
     rmse = float(np.sqrt(np.mean((got - y) ** 2)))
@@ -445,4 +444,20 @@ def test_saved_metadata_is_plain_json(tmp_path, capsys, iris_like):
     run(capsys, "train", data, "--target", "kind", "--epochs", 1, "--standardize", "--out", tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
         meta = json.loads(bytes(z["header"]))["metadata"]
-    assert meta["features"] == FEATURES and len(meta["x_mean"]) == 4 and meta["classes"] == ["cat", "dog", "emu"]
+    assert meta["features"] == FEATURES and meta["classes"] == ["cat", "dog", "emu"]
+
+
+def test_predict_reads_an_older_files_scaling_from_metadata(tmp_path, capsys, iris_like):
+    """Before the model file had a scaler, pynn train kept --standardize's scaling in metadata
+    (x_mean, x_std) and pynn predict applied it: such files still predict the same."""
+    data, X, _ = iris_like
+    new, old = tmp_path / "new.npz", tmp_path / "old.npz"
+    run(capsys, "train", data, "--target", "kind", "--epochs", 3, "--standardize", "--out", new)
+    net = pynn.load(new)
+    net.metadata = {**net.metadata, "x_mean": net.scaler.mean.tolist(), "x_std": net.scaler.scale.tolist()}
+    net.scaler = None
+    net.save(old)
+    outs = [run(capsys, "predict", m, data, "--proba")[1] for m in (new, old)]
+    np.testing.assert_allclose(np.array(read_csv(outs[1])[1])[:, 1:].astype(float),
+                               np.array(read_csv(outs[0])[1])[:, 1:].astype(float), rtol=1e-5)
+    assert [r[0] for r in read_csv(outs[1])[1]] == [r[0] for r in read_csv(outs[0])[1]]
