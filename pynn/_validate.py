@@ -44,6 +44,15 @@ def check_int(value: object, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of the strings ``choices``: TypeError for a non-str, ValueError else."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {list(choices)}, got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
 def check_float(value: object, name: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     """A real number in [low, high] (an end is excluded when *_open)."""

@@ -194,10 +194,8 @@ class ReduceLROnPlateau(Schedule):
                  min_lr: float = 0.0, eps: float = 1e-8) -> None:
         if monitor is not None and not isinstance(monitor, str):
             raise TypeError(f"monitor must be None or a str naming a log such as 'val_loss', got {monitor!r}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        V.check_choice(mode, "mode", ("min", "max"))
+        V.check_choice(threshold_mode, "threshold_mode", ("rel", "abs"))
         self.factor = V.check_float(factor, "factor", low=0, high=1, low_open=True, high_open=True)
         self.patience = V.check_int(patience, "patience", minimum=0)
         self.cooldown = V.check_int(cooldown, "cooldown", minimum=0)

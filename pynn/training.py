@@ -386,8 +386,7 @@ class EarlyStopping(Callback):
 
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a str naming a log such as 'val_loss', got {monitor!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be one of ['auto', 'min', 'max'], got {mode!r}")
+        V.check_choice(mode, "mode", ("auto", "min", "max"))
         if mode == "auto":
             if "acc" in monitor:
                 mode = "max"

@@ -348,3 +348,15 @@ def test_one_sample_weight_with_any_stride(backend, step):
         n.fit(X, Y, loss="mse", optimizer=pynn.SGD(0.1), epochs=2, batch_size=1, sample_weight=s)
         n.train_step(X, Y, "mse", pynn.SGD(0.1), sample_weight=s)
     np.testing.assert_allclose(net._params, ref._params, rtol=1e-12)
+
+
+def test_a_mode_that_is_an_array_is_refused_by_name():
+    """ReduceLROnPlateau(mode=np.array(...)) raised NumPy's ambiguous-truth ValueError, which did
+    not name the argument (`mode not in (...)` compared the array elementwise)."""
+    import pynn.schedules as S
+
+    for make in (lambda m: S.ReduceLROnPlateau(pynn.SGD(0.1), mode=m),
+                 lambda m: S.ReduceLROnPlateau(pynn.SGD(0.1), threshold_mode=m),
+                 lambda m: pynn.EarlyStopping(mode=m)):
+        with pytest.raises(TypeError, match=r"mode must be one of \[.*\], got ndarray"):
+            make(np.array(["min", "max"]))

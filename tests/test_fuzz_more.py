@@ -453,9 +453,11 @@ def draw_schedule(data):
                         else expect_number(kw[k], k, low=0)
         for k, ok in (("mode", ("min", "max")), ("threshold_mode", ("rel", "abs"))):
             if one_in(data, 3):
-                kw[k] = usually(data, list(ok), ["MIN", "", None, 3, [ok[0]]])
-                if not (isinstance(kw[k], str) and kw[k] in ok):
-                    problems.append(Problem((ValueError, TypeError), rf"\b{k} must be"))
+                kw[k] = usually(data, list(ok), ["MIN", "", None, 3, [ok[0]], np.array(list(ok))])
+                if not isinstance(kw[k], str):
+                    problems.append(Problem(TypeError, rf"\b{k} must be one of"))
+                elif kw[k] not in ok:
+                    problems.append(Problem(ValueError, rf"\b{k} must be one of"))
         if one_in(data, 6):
             kw["monitor"] = usually(data, [None, "loss", "val_loss"], [3, ["loss"], b"loss"])
             if kw["monitor"] is not None and not isinstance(kw["monitor"], str):
@@ -498,11 +500,13 @@ def test_early_stopping(data):
         kw["monitor"] = usually(data, ["val_loss", "loss", "accuracy", "val_accuracy"], ["f1", "", 3, None])
     monitor = kw.get("monitor", "val_loss")
     if one_in(data, 2):
-        kw["mode"] = usually(data, ["auto", "min", "max"], ["AUTO", "up", None, 1, ["min"]])
+        kw["mode"] = usually(data, ["auto", "min", "max"], ["AUTO", "up", None, 1, ["min"], np.array(["min", "max"])])
     mode = kw.get("mode", "auto")
     if not isinstance(monitor, str):
         problems.append(Problem(TypeError, r"\bmonitor must be a str"))
-    if not (isinstance(mode, str) and mode in ("auto", "min", "max")):
+    if not isinstance(mode, str):
+        problems.append(Problem(TypeError, r"\bmode must be one of"))
+    elif mode not in ("auto", "min", "max"):
         problems.append(Problem(ValueError, r"\bmode must be one of"))
     elif mode == "auto" and isinstance(monitor, str):
         mode = "max" if "acc" in monitor else "min" if "loss" in monitor else None
