@@ -20,7 +20,7 @@ import numpy as np
 from . import _validate as V
 from ._sparse import SparseRows
 from ._threads import single_threaded
-from .network import Network
+from .network import Network, _check_monitors, _logged
 from .optimizers import Optimizer
 from .training import History, as_callbacks
 
@@ -85,8 +85,9 @@ def fit_many(nets: Sequence[Network], X: Any, Y: Any, *, loss: str, optimizers: 
     Notes
     -----
     While ``fit_many`` runs, every BLAS in the process (the compiled core's and NumPy's) and
-    Numba run each call on one thread (the previous counts are put back afterwards). A network
-    whose fit raises (e.g. :class:`pynn.Diverged`) does not stop the others; the first error is
+    Numba run each call on one thread (the previous counts are put back afterwards). Every check
+    of the arguments (the data, and each network's callbacks, such as an EarlyStopping's
+    monitor) is made for all networks before any trains. A network whose fit raises (e.g. :class:`pynn.Diverged`) does not stop the others; the first error is
     raised when all have finished. Ctrl-C ends every fit after its current epoch and re-raises.
 
     Examples
@@ -149,6 +150,11 @@ def fit_many(nets: Sequence[Network], X: Any, Y: Any, *, loss: str, optimizers: 
         else:
             net._check_loss(loss)
         data.append(checked[key])
+    for i, cbs in enumerate(callbacks):  # fit's own check of its callbacks, before any network trains
+        try:
+            _check_monitors(cbs, _logged(data[i][2], validation_data is not None))
+        except ValueError as e:
+            raise ValueError(f"callbacks[{i}]: {e}") from None
     def unwrap(A):  # fit takes the checked arrays back as they are (a SparseRows as its CSR): no copy
         return A.csr if isinstance(A, SparseRows) else A
 

@@ -331,6 +331,20 @@ class _Workspace:
         return self._grad
 
 
+def _logged(loss: str, validated: bool) -> set[str]:
+    """The keys of fit's epoch logs: loss (and accuracy), and their val_ twins with validation."""
+    logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
+    return logged | ({f"val_{k}" for k in logged} if validated else set())
+
+
+def _check_monitors(cbs: Sequence[Any], logged: set[str]) -> None:
+    """Refuse an EarlyStopping whose monitor the fit will not log (before anything trains)."""
+    for cb in cbs:
+        if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
+            raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
+                             f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+
+
 class Network:
     """A stack of Dense layers: the seed's ``Z(l) = W(l) A(l-1) + b(l)``, ``A(l) = act(Z(l))``.
 
@@ -1215,16 +1229,12 @@ class Network:
                 s = V.sample_weights(s, X.shape[1], "sample_weight × class_weight")
             else:
                 V.sample_weights(s[train], train.size, "sample_weight × class_weight")
-        logged = {"loss"} | ({"accuracy"} if loss in CLASSIFICATION else set())
-        logged |= {f"val_{k}" for k in logged} if val is not None else set()
+        logged = _logged(loss, val is not None)
         sparse = isinstance(X, SparseRows)  # batches densified from the CSR rows, in the Python loop
         new_scaler = Scaler.fit(X, with_mean=not sparse, columns=train) if standardize and self._scaler is None \
             else None
 
-        for cb in cbs:
-            if isinstance(cb, EarlyStopping) and cb.monitor not in logged:
-                raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this fit does not log; it logs "
-                                 f"{sorted(logged)} (val_* needs validation_data or validation_fraction)")
+        _check_monitors(cbs, logged)
         if new_scaler is not None:  # every check has passed: from here the network is changed
             self._scaler = new_scaler
         scaler = self._scaler

@@ -121,6 +121,9 @@ def test_a_diverging_network_raises_after_the_others_finished(backend):
     (dict(seeds=-1), ValueError, "seeds must be an int >= 0, got -1"),
     (dict(callbacks=[()]), ValueError, "callbacks must be None or a sequence of 3 callback lists"),
     (dict(Y=np.zeros(7, int)), ValueError, r"Y \(for nets\[0\]\) as class indices must have shape \(300,\)"),
+    # a check each fit makes of its own callbacks: made for all before any network trains
+    (dict(callbacks=[(), (), [pynn.EarlyStopping("val_loss")]]), ValueError,
+     r"callbacks\[2\]: EarlyStopping monitors 'val_loss', which this fit does not log"),
 ])
 def test_errors_leave_every_network_untouched(kw, exc, match):
     X, y = _data()

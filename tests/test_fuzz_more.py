@@ -666,7 +666,7 @@ def test_fit_many(data):
     seeds = per_net_arg(data, kk, [0, 1, 7, 2**40], [-1, 1.5, "0"])
     shuffle = usually(data, [True, False], ["yes", None, 1], odds=16)
     callbacks, logged = None, [[] for _ in range(kk)]
-    ckind = usually(data, ["none", "functions"], ["short", "junk-one", "junk-one", "junk"], odds=10)
+    ckind = usually(data, ["none", "functions"], ["short", "junk-one", "junk-one", "junk", "unlogged"], odds=10)
     if ckind == "functions":
         callbacks = [[(lambda i: lambda epoch, logs: logged[i].append(epoch))(i)] for i in range(kk)]
     elif ckind == "short":
@@ -677,6 +677,11 @@ def test_fit_many(data):
         if kk:
             callbacks[-1] = [pick(data, [3, "cb", None])]
             problems.append(Problem(TypeError, r"\bcallbacks(\[\d+\])? must be"))
+    elif ckind == "unlogged":  # one network's EarlyStopping watches a log no fit here writes
+        callbacks = [[] for _ in range(kk)]
+        if kk:
+            callbacks[-1] = [pynn.EarlyStopping(pick(data, ["val_loss", "val_accuracy"]))]
+            problems.append(Problem(ValueError, r"\bcallbacks\[\d+\]: EarlyStopping monitors"))
     elif ckind == "junk":
         callbacks = pick(data, [3, "x"])
         problems.append(Problem((TypeError, ValueError), r"\bcallbacks"))
