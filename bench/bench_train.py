@@ -305,7 +305,7 @@ def main(argv=None) -> int:
     table = print_table(results, a.batch)
     elapsed = time.perf_counter() - t_start
     print()
-    notes = [f"ratios are of medians; 'vs pynn numpy' is against pynn's numpy backend (train_step)"]
+    notes = ["ratios are of medians; 'vs pynn numpy' is against pynn's numpy backend (train_step)"]
     if skipped:
         notes += [f"{k} skipped: {v}" for k, v in skipped.items()]
     if load_after:

@@ -262,7 +262,7 @@ def fit(net, X: Any, Y: Any, *, comm: Any, loss: str, optimizer: Optimizer, epoc
         ``val_loss``, ``val_accuracy`` reduced over all ranks, ``time`` and ``comm_time``.
     """
     MPI = _check_comm(comm)
-    rank, size = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
     err, plan = None, None
     try:
         _unsupported(net, optimizer, batch_size, health, sample_weight, class_weight, validation_fraction)

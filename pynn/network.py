@@ -21,7 +21,7 @@ import numpy as np
 from . import _validate as V
 from ._sparse import CHUNK_ELEMENTS, SparseRows, is_sparse
 from ._threads import single_threaded
-from .activations import ACTIVATIONS, BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
+from .activations import BACKWARD_FROM_Z, HE_DEFAULT, OUTPUT_ONLY, activation_stem
 from .backends import get_backend, resolve
 from .health import HealthMonitor
 from .losses import (CANONICAL, CLASSIFICATION, FROM_LOGITS, LOSSES, check_loss, example_losses, loss_delta,

@@ -130,7 +130,7 @@ def run(name: str, comm, outdir: str) -> None:
     import pynn
     from pynn import distributed
 
-    rank, size = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
     s = spec(name)
     if rank == 1:
         s.update(s.get("rank1", {}))

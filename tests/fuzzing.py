@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import inspect
 import math
+import numbers
 import os
 import re
 import tempfile
@@ -394,3 +395,77 @@ def snapshot(obj: Any) -> Any:
 
 def unchanged(obj: Any, snap: Any) -> bool:
     return snapshot(obj) == snap
+
+
+# ---------------------------------------------------------------- numbers users pass
+# junk: NaN/inf, bools, strings, None, ints beyond float's range and other number types
+JUNK_NUMBERS = [0.0, -0.0, -0.1, 1.0, 2.0, 1e300, float("nan"), float("inf"), -float("inf"), True, "0.1", None,
+                __import__("decimal").Decimal("0.1"), 10**400, -10**400, np.float32(np.nan), np.int64(-3),
+                __import__("fractions").Fraction(10**400, 3), [0.1], 1j]
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+RATES = [1e-3, 0.01, 0.1, 0.5, 1, np.float32(0.05), __import__("fractions").Fraction(1, 3), 5e-324]
+FRACTIONS = [0.0, 0.5, 0.9, 0.99, 0.999, 1 - 1e-16, np.float64(0.3), 0]
+
+
+def number_arg(data, typical):
+    """A hyper-parameter as users pass it: mostly a typical value, sometimes anything."""
+    if one_in(data, 6):
+        return data.draw(ANY_FLOAT) if flag(data) else pick(data, JUNK_NUMBERS)
+    return pick(data, typical)
+
+
+def as_float(value) -> float:
+    """A real number's value as a float; ints beyond float's range are ±inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def expect_number(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A real number (not a bool), finite, within the bounds: else a TypeError / ValueError naming ``name``."""
+    if not is_real(value):
+        return [Problem(TypeError, rf"\b{name} must be a number")]
+    v = as_float(value)
+    bad = not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or \
+        (high is not None and (v >= high if high_open else v > high))
+    return [Problem(ValueError, rf"\b{name} must be a number")] if bad else []
+
+
+INTS = [1, 2, 3, 5, 10, np.int64(4), 2**70]
+JUNK_INTS = [0, -1, 1.5, 2.0, "3", None, True, np.float64(2.0), -2**70, [3]]
+
+
+def int_arg(data, typical=INTS):
+    return usually(data, typical, JUNK_INTS, odds=6)
+
+
+def expect_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        return [Problem(TypeError, rf"\b{name} must be an int >= {minimum}")]
+    return [Problem(ValueError, rf"\b{name} must be an int >= {minimum}")] if value < minimum else []
+
+
+def assert_within(got, want, atol, rtol, what):
+    """|got - want| <= atol + rtol |want| elementwise; NaN matches NaN and inf the same inf."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != oracle {want.shape}"
+    with np.errstate(all="ignore"):
+        ok = np.abs(got - want) <= atol + rtol * np.abs(want)
+        ok |= (got == want) | (np.isnan(got) & np.isnan(want))
+    if not ok.all():
+        i = tuple(np.argwhere(~ok)[0])
+        raise AssertionError(f"{what} differs from the oracle at {i}: {got[i]!r} vs {want[i]!r} "
+                             f"(allowed {np.broadcast_to(atol, got.shape)[i]!r})")
+
+
+def weights(net):
+    return [(l.W.copy(), l.b.copy()) for l in net.layers]
+
+
+def same_weights(net, snap) -> bool:
+    return all(np.array_equal(l.W, W) and np.array_equal(l.b, b) for l, (W, b) in zip(net.layers, snap))

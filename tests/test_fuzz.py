@@ -20,10 +20,8 @@ normal suite runs a few per test. Tests marked "Was a library bug" pin down what
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import pathlib
 import re
 import warnings
 
@@ -32,10 +30,11 @@ import pytest
 from hypothesis import strategies as st
 
 import pynn
-from conftest import NET_TOL, backend_module
-from fuzzing import (LOSSES, PROBABILITY_OUTPUTS, Problem, as_numeric, expect_batch, expect_loss, expect_targets,
-                     finite_cast, flag, fuzz, integer, make_layout, one_in, outcome, pick, seed, snapshot, unchanged,
-                     user_array, usually)
+from conftest import NET_TOL
+from fuzzing import (FRACTIONS, LOSSES, PROBABILITY_OUTPUTS, RATES, Problem, assert_within,
+                     expect_batch, expect_loss, expect_number, expect_targets, flag, fuzz, integer,
+                     make_layout, number_arg, one_in, outcome, pick, same_weights, seed, snapshot, unchanged,
+                     user_array, usually, weights)
 from pynn.backends import get_backend
 
 # The reference's overflow warnings on huge inputs are noise here: every result is judged.
@@ -86,14 +85,6 @@ def ncols(X) -> int:
     return a.shape[-1] if a.ndim else 1
 
 
-def weights(net):
-    return [(l.W.copy(), l.b.copy()) for l in net.layers]
-
-
-def same_weights(net, snap) -> bool:
-    return all(np.array_equal(l.W, W) and np.array_equal(l.b, b) for l, (W, b) in zip(net.layers, snap))
-
-
 def output_stem(net) -> str:
     a = net.layers[-1].activation
     return STEM.get(a, a)
@@ -121,19 +112,6 @@ def forward_bound(net, X64):
 
 def sq(x: float) -> float:
     return x * x if x < 1e150 else math.inf
-
-
-def assert_within(got, want, atol, rtol, what):
-    """|got - want| <= atol + rtol |want| elementwise; NaN matches NaN and inf the same inf."""
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != reference {want.shape}"
-    with np.errstate(all="ignore"):
-        ok = np.abs(got - want) <= atol + rtol * np.abs(want)
-        ok |= (got == want) | (np.isnan(got) & np.isnan(want))
-    if not ok.all():
-        i = np.argwhere(~ok)[0]
-        raise AssertionError(f"{what} differs from the reference at {tuple(i)}: {got[tuple(i)]!r} vs "
-                             f"{want[tuple(i)]!r} (allowed {np.broadcast_to(atol, got.shape)[tuple(i)]!r})")
 
 
 # ---------------------------------------------------------------- arguments
@@ -902,33 +880,6 @@ def test_from_sizes(data):
     if status == "ok":
         assert net.sizes == [int(s) for s in sizes]
         assert [l.activation for l in net.layers] == [hidden] * (len(sizes) - 2) + [output]
-
-
-JUNK_NUMBERS = [0.0, -0.0, -0.1, 1.0, 2.0, 1e300, float("nan"), float("inf"), -float("inf"), True, "0.1", None,
-                __import__("decimal").Decimal("0.1")]
-ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
-
-
-def number_arg(data, typical):
-    """A hyper-parameter as users pass it: mostly a typical value, sometimes anything."""
-    if one_in(data, 6):
-        return data.draw(ANY_FLOAT) if flag(data) else pick(data, JUNK_NUMBERS)
-    return pick(data, typical)
-
-
-RATES = [1e-3, 0.01, 0.1, 0.5, 1, np.float32(0.05), __import__("fractions").Fraction(1, 3), 5e-324]
-FRACTIONS = [0.0, 0.5, 0.9, 0.99, 0.999, 1 - 1e-16, np.float64(0.3), 0]
-
-
-def expect_number(value, name, low=None, high=None, low_open=False, high_open=False):
-    import numbers
-
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return [Problem(TypeError, rf"\b{name} must be a number")]
-    v = float(value)
-    bad = not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or \
-        (high is not None and (v >= high if high_open else v > high))
-    return [Problem(ValueError, rf"\b{name} must be a number")] if bad else []
 
 
 def check_first_step(opt):

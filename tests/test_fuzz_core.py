@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import strategies as st
 
 from conftest import TOL, backend_module
 from fuzzing import flag, fuzz, integer, one_in, pick, seed, snapshot, unchanged, usually
