@@ -44,14 +44,17 @@ PYNN_SIMD bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, dou
     const T step = T(lr / (1 - std::pow(beta1, double(t))));
     const T root_bias2 = T(std::sqrt(1 - std::pow(beta2, double(t)))), eps_ = T(eps);
     Flag<T> ok = 1;
-    if (save) {  // keep p, m, v in save[0:n], [n:2n], [2n:3n] in the same pass (see Model::update)
-        // save overlaps none of the others (Model::update's own buffer): without ivdep the alias
-        // checks for six arrays keep GCC from vectorising the loop
+    // with_save: keep p, m, v in save[0:n], [n:2n], [2n:3n] in the same pass (see Model::update).
+    // save overlaps none of the others (Model::update's own buffer), nor do p, g, m, v: without
+    // ivdep the alias checks for six arrays keep GCC from vectorising the loop
+    auto pass = [&](auto with_save) {
 #pragma GCC ivdep
         for (idx k = 0; k < n; ++k) {
-            save[k] = p[k];
-            save[n + k] = m[k];
-            save[2 * n + k] = v[k];
+            if constexpr (decltype(with_save)::value) {
+                save[k] = p[k];
+                save[n + k] = m[k];
+                save[2 * n + k] = v[k];
+            }
             T mk = b1 * m[k] + c1 * g[k];
             T vk = b2 * v[k] + c2 * g[k] * g[k];
             m[k] = mk;
@@ -60,18 +63,9 @@ PYNN_SIMD bool adam_update(T* p, const T* g, T* m, T* v, idx n, long long t, dou
             p[k] = pk;
             ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
         }
-        return ok;
-    }
-    for (idx k = 0; k < n; ++k) {
-        T mk = b1 * m[k] + c1 * g[k];
-        T vk = b2 * v[k] + c2 * g[k] * g[k];
-        m[k] = mk;
-        v[k] = vk;
-        T pk = p[k] * decay - step * mk / (std::sqrt(vk) / root_bias2 + eps_);
-        p[k] = pk;
-        ok &= ((pk - pk) == T(0)) & ((vk - vk) == T(0));
-    }
-    return ok;
+        return bool(ok);
+    };
+    return save ? pass(std::true_type{}) : pass(std::false_type{});
 }
 
 // RMSprop as torch.optim.RMSprop: g gains weight_decay p (coupled L2); s <- α s + (1-α) g²;
