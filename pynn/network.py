@@ -752,12 +752,22 @@ class Network:
             e = min(n, s + size)
             yield s, e, scaler._apply(X[:, s:e], buf[:, : e - s], None if tmp is None else tmp[:, : e - s])
 
-    def _scaled_batch(self, X: np.ndarray) -> np.ndarray:
+    def _scaled_batch(self, X: np.ndarray, *, reuse: bool = False) -> np.ndarray:
         """A dense checked batch in the input space: X itself without a scaler, else a scaled
-        copy (one batch, O(batch))."""
-        if self._scaler is None:
+        copy (one batch, O(batch)). ``reuse``: the copy goes into this thread's scratch for
+        batches of X's shape (train_step and loss_and_grads use it within the call and keep
+        nothing), so a loop of steps allocates nothing; else it is a new array the caller keeps."""
+        scaler = self._scaler
+        if scaler is None:
             return X
-        return self._scaler._apply(X, np.empty(X.shape, self.dtype, order="F"))
+        if not reuse:
+            return scaler._apply(X, np.empty(X.shape, self.dtype, order="F"))
+        bufs = getattr(self._tls, "scaled", None)
+        if bufs is None or bufs[0].shape != X.shape:
+            f64 = self.dtype == np.float64  # float32: the float64 arithmetic's scratch too
+            bufs = self._tls.scaled = (np.empty(X.shape, self.dtype, order="F"),
+                                       None if f64 else np.empty(X.shape, np.float64, order="F"))
+        return scaler._apply(X, *bufs)
 
     def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
@@ -947,7 +957,7 @@ class Network:
         s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        J = self._loss_and_grads(self._scaled_batch(X), Y, loss, s)
+        J = self._loss_and_grads(self._scaled_batch(X, reuse=True), Y, loss, s)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
     def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
@@ -987,7 +997,7 @@ class Network:
         s = self._weights(sample_weight, X)
         if isinstance(X, SparseRows):  # one batch: dense is O(batch)
             X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        return self._step(self._scaled_batch(X), Y, loss, optimizer, s)
+        return self._step(self._scaled_batch(X, reuse=True), Y, loss, optimizer, s)
 
     @property
     def _fused_losses(self) -> frozenset:

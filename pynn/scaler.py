@@ -185,7 +185,8 @@ class Scaler:
             return out
         if tmp is None:
             tmp = np.empty(X.shape, np.float64, order="F")
-        np.subtract(X, self.mean[:, None], out=tmp, dtype=np.float64)
+        tmp[...] = X  # exact; a casting ufunc call would allocate NumPy's iteration buffers each time
+        tmp -= self.mean[:, None]
         tmp *= self._inv[:, None]
         out[...] = tmp
         return out

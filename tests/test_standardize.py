@@ -266,6 +266,35 @@ def test_fit_standardize_never_copies_X(backend):
         assert m["extra"] < PEAK_LIMIT, describe(m)
 
 
+def test_train_step_with_a_scaler_allocates_no_scaled_copy_per_step(backend):
+    """train_step and loss_and_grads standardise each batch into a per-thread scratch reused from
+    step to step: NumPy's traced allocations over a loop of steps are those of the same network
+    without a scaler, plus a constant (no copy of the batch, which would be X.nbytes or more)."""
+    import tracemalloc
+
+    backend_module(backend)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(3.0, 2.0, size=(200, 4096)).astype(np.float32), rng.integers(0, 10, 4096)
+
+    def step_peak(scaler):
+        net = pynn.Network.from_sizes([200, 16, 10], backend=backend, seed=0)
+        net.scaler, opt = scaler, pynn.SGD(0.01)
+        steps = [lambda: net.train_step(X, y, "cross_entropy", opt), lambda: net.loss_and_grads(X, y, "cross_entropy")]
+        for f in steps:  # warm: workspaces, the scratch, the JIT
+            f()
+        tracemalloc.start()
+        try:
+            for _ in range(5):
+                for f in steps:
+                    f()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    plain, scaled = step_peak(None), step_peak(pynn.Scaler.fit(X))
+    assert scaled < plain + 256 * 1024 < X.nbytes, (plain, scaled, X.nbytes)
+
+
 @pytest.mark.parametrize("fused", ["cpp", "numba"])
 def test_fused_models_check_the_standardisation_arguments(fused):
     """pynn._core (and the jitted model) can be called directly: bad mean/inv_scale raise, never crash."""
