@@ -15,8 +15,8 @@
 #   design, and LeakSanitizer would report those (not pynn's) at every exit.
 # - allocator_may_return_null=1: tests that ask for impossible allocations expect NumPy's
 #   MemoryError; ASan would otherwise abort on them.
-# - tests/test_memory.py is left out: it measures resident memory, which ASan's shadow memory
-#   and quarantine change by design. Numba runs under ASan (its JIT code is not instrumented,
+# - the tests marked rss (tests/test_memory.py and the other peak-memory tests) are left out:
+#   they measure resident memory, which ASan's shadow memory and quarantine change by design. Numba runs under ASan (its JIT code is not instrumented,
 #   its allocations are checked).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -49,9 +49,8 @@ if run python -c "import ctypes, numpy as np; a = np.ones(8); ctypes.string_at(a
 fi
 rm -f "$logs".*
 
-echo "::: sanitize: the test suite (without tests/test_memory.py) under ASan + UBSan"
-run pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" "$repo/tests" \
-    --ignore "$repo/tests/test_memory.py"
+echo "::: sanitize: the test suite (without the resident-memory tests, marked rss) under ASan + UBSan"
+run pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" "$repo/tests" -m "not rss"
 echo "::: sanitize: pynn._core fuzzed, 2000 cases per entry point, under ASan + UBSan"
 run env PYNN_FUZZ_EXAMPLES=2000 pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" \
     "$repo/tests/test_fuzz_core.py" "$repo/tests/test_concurrency.py"

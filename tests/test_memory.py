@@ -23,7 +23,7 @@ import pytest
 import pynn
 from conftest import backend_module
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc")
+pytestmark = [pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc"), pytest.mark.rss]
 
 STEPS = int(os.environ.get("PYNN_MEMORY_STEPS", "0") or 0)
 GROWTH = 1 << 20  # 1 MiB: 10 bytes a call over 10^5 calls

@@ -254,6 +254,7 @@ def test_onnx_export_includes_the_scaler():
 
 
 # ---------------------------------------------------------------- memory: no standardised copy of X
+@pytest.mark.rss
 def test_fit_standardize_never_copies_X(backend):
     """The peak measurement of test_memory (fresh process, VmHWM reset just before fit) with
     standardize=True, in order (and shuffled with PYNN_MEMORY_STEPS set): the scaler is measured chunk by chunk and each
