@@ -16,8 +16,8 @@
 # - allocator_may_return_null=1: tests that ask for impossible allocations expect NumPy's
 #   MemoryError; ASan would otherwise abort on them.
 # - the tests marked rss (tests/test_memory.py and the other peak-memory tests) are left out:
-#   they measure resident memory, which ASan's shadow memory and quarantine change by design. Numba runs under ASan (its JIT code is not instrumented,
-#   its allocations are checked).
+#   they measure resident memory, which ASan's shadow memory and quarantine change by design.
+#   Numba runs under ASan (its JIT code is not instrumented, its allocations are checked).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export CI="${CI:-true}"

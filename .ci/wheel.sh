@@ -2,8 +2,8 @@
 # Wheel CI for pynn: build a wheel, repair it into a manylinux wheel with auditwheel (leaving
 # out libscipy_openblas, which stays a declared dependency: the scipy-openblas32 wheel), install
 # it with the test extra into a fresh virtual environment, and run the test suite from a
-# directory that holds only tests/, docs/ (FORMAT.md, whose reader a test runs) and pyproject.toml, so the source
-# tree is not importable and the installed wheel is what gets tested.
+# directory that holds only tests/, docs/ (FORMAT.md, whose reader a test runs) and
+# pyproject.toml, so the source tree is not importable and the installed wheel is what gets tested.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-true}"

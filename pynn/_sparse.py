@@ -60,7 +60,8 @@ class SparseRows:
     def dense(self, idx: np.ndarray | slice, out: np.ndarray) -> np.ndarray:
         """The examples ``idx`` as dense columns of ``out`` (an F-ordered (n_features, >= k)
         buffer): returns ``out[:, :k]``."""
-        rows = self.csr[idx]
+        whole = isinstance(idx, slice) and idx == slice(None)  # (scipy's csr[:] would copy the matrix)
+        rows = self.csr if whole else self.csr[idx]
         k = rows.shape[0]
         view = out[:, :k]
         view.fill(0)  # scipy's toarray(out=) adds into the buffer

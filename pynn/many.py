@@ -87,8 +87,9 @@ def fit_many(nets: Sequence[Network], X: Any, Y: Any, *, loss: str, optimizers: 
     While ``fit_many`` runs, every BLAS in the process (the compiled core's and NumPy's) and
     Numba run each call on one thread (the previous counts are put back afterwards). Every check
     of the arguments (the data, and each network's callbacks, such as an EarlyStopping's
-    monitor) is made for all networks before any trains. A network whose fit raises (e.g. :class:`pynn.Diverged`) does not stop the others; the first error is
-    raised when all have finished. Ctrl-C ends every fit after its current epoch and re-raises.
+    monitor) is made for all networks before any trains. A network whose fit raises (e.g.
+    :class:`pynn.Diverged`) does not stop the others; the first error is raised when all have
+    finished. Ctrl-C ends every fit after its current epoch and re-raises.
 
     Examples
     --------

@@ -752,22 +752,29 @@ class Network:
             e = min(n, s + size)
             yield s, e, scaler._apply(X[:, s:e], buf[:, : e - s], None if tmp is None else tmp[:, : e - s])
 
-    def _scaled_batch(self, X: np.ndarray, *, reuse: bool = False) -> np.ndarray:
+    def _scaled_batch(self, X: np.ndarray) -> np.ndarray:
         """A dense checked batch in the input space: X itself without a scaler, else a scaled
-        copy (one batch, O(batch)). ``reuse``: the copy goes into this thread's scratch for
-        batches of X's shape (train_step and loss_and_grads use it within the call and keep
-        nothing), so a loop of steps allocates nothing; else it is a new array the caller keeps."""
-        scaler = self._scaler
-        if scaler is None:
+        copy (one batch, O(batch)) that the caller keeps."""
+        if self._scaler is None:
             return X
-        if not reuse:
-            return scaler._apply(X, np.empty(X.shape, self.dtype, order="F"))
-        bufs = getattr(self._tls, "scaled", None)
+        return self._scaler._apply(X, np.empty(X.shape, self.dtype, order="F"))
+
+    def _step_batch(self, X: np.ndarray | SparseRows) -> np.ndarray:
+        """The checked batch of one train_step or loss_and_grads in the input space: a dense X
+        without a scaler as it is; else densified (sparse) and standardised (scaler) in one pass
+        into this thread's scratch for batches of X's shape, used within the call and kept by
+        nobody, so a loop of steps allocates nothing."""
+        scaler, sparse = self._scaler, isinstance(X, SparseRows)
+        if scaler is None and not sparse:
+            return X
+        bufs = getattr(self._tls, "step_batch", None)
         if bufs is None or bufs[0].shape != X.shape:
-            f64 = self.dtype == np.float64  # float32: the float64 arithmetic's scratch too
-            bufs = self._tls.scaled = (np.empty(X.shape, self.dtype, order="F"),
-                                       None if f64 else np.empty(X.shape, np.float64, order="F"))
-        return scaler._apply(X, *bufs)
+            f64 = self.dtype == np.float64  # float32: the scaler's float64 arithmetic's scratch too
+            bufs = self._tls.step_batch = (np.empty(X.shape, self.dtype, order="F"),
+                                           None if f64 else np.empty(X.shape, np.float64, order="F"))
+        if sparse:
+            X = X.dense(slice(None), bufs[0])
+        return X if scaler is None else scaler._apply(X, *bufs)
 
     def _forward_dense(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self._model is not None:
@@ -955,9 +962,7 @@ class Network:
         """
         X, Y, loss = self._validated(X, Y, loss)
         s = self._weights(sample_weight, X)
-        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
-            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        J = self._loss_and_grads(self._scaled_batch(X, reuse=True), Y, loss, s)
+        J = self._loss_and_grads(self._step_batch(X), Y, loss, s)
         return J, [(dW.copy(), db.copy()) for dW, db in zip(self._dW, self._db)]
 
     def train_step(self, X: Any, Y: Any, loss: str, optimizer: Optimizer, *, sample_weight: Any = None) -> float:
@@ -995,9 +1000,7 @@ class Network:
             raise TypeError(f"optimizer must be a pynn optimizer such as pynn.SGD(lr), got {type(optimizer).__name__}")
         X, Y, loss = self._validated(X, Y, loss)
         s = self._weights(sample_weight, X)
-        if isinstance(X, SparseRows):  # one batch: dense is O(batch)
-            X = X.dense(slice(None), np.empty(X.shape, self.dtype, order="F"))
-        return self._step(self._scaled_batch(X, reuse=True), Y, loss, optimizer, s)
+        return self._step(self._step_batch(X), Y, loss, optimizer, s)
 
     @property
     def _fused_losses(self) -> frozenset:

@@ -436,6 +436,20 @@ def expect_number(value, name, low=None, high=None, low_open=False, high_open=Fa
     return [Problem(ValueError, rf"\b{name} must be a number")] if bad else []
 
 
+def expect_rates(args: dict) -> list[Problem]:
+    """An optimizer's numeric keywords: lr and eps > 0, weight_decay >= 0, the rest (betas, alpha,
+    momentum) in [0, 1)."""
+    problems = []
+    for k, v in args.items():
+        if k in ("lr", "eps"):
+            problems += expect_number(v, k, low=0, low_open=True)
+        elif k == "weight_decay":
+            problems += expect_number(v, k, low=0)
+        else:
+            problems += expect_number(v, k, 0, 1, high_open=True)
+    return problems
+
+
 INTS = [1, 2, 3, 5, 10, np.int64(4), 2**70]
 JUNK_INTS = [0, -1, 1.5, 2.0, "3", None, True, np.float64(2.0), -2**70, [3]]
 

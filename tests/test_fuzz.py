@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 import pynn
 from conftest import NET_TOL
 from fuzzing import (FRACTIONS, LOSSES, PROBABILITY_OUTPUTS, RATES, Problem, assert_within,
-                     expect_batch, expect_loss, expect_number, expect_targets, flag, fuzz, integer,
+                     expect_batch, expect_loss, expect_number, expect_rates, expect_targets, flag, fuzz, integer,
                      make_layout, number_arg, one_in, outcome, pick, same_weights, seed, snapshot, unchanged,
                      user_array, usually, weights)
 from pynn.backends import get_backend
@@ -922,14 +922,7 @@ def test_adam(data):
     typical = {"lr": RATES, "beta1": FRACTIONS, "beta2": FRACTIONS, "eps": [1e-8, 1e-6, 1.0, 1e-300],
                "weight_decay": [0.0, 1e-4, 0.1, 1.0]}
     args = {k: number_arg(data, v) for k, v in typical.items() if one_in(data, 3)}
-    problems = []
-    for k, v in args.items():
-        if k in ("lr", "eps"):
-            problems += expect_number(v, k, low=0, low_open=True)
-        elif k == "weight_decay":
-            problems += expect_number(v, k, low=0)
-        else:
-            problems += expect_number(v, k, 0, 1, high_open=True)
+    problems = expect_rates(args)
     status, opt = outcome(lambda: pynn.Adam(**args), problems)
     if status == "ok":
         cfg = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_value=None, clip_norm=None) \

@@ -36,7 +36,7 @@ import pytest
 import pynn
 from conftest import IN_CI, NET_TOL
 from fuzzing import (FRACTIONS, RATES, Problem, _tally, as_float, as_numeric, assert_within, expect_int,
-                     expect_number, flag, fuzz, int_arg, integer, is_real, number_arg, one_in, outcome, pick,
+                     expect_number, expect_rates, flag, fuzz, int_arg, integer, is_real, number_arg, one_in, outcome, pick,
                      same_weights, seed, snapshot, unchanged, user_array, usually, weights)
 from pynn import schedules as S
 
@@ -141,14 +141,7 @@ def test_rmsprop(data):
     typical = {"lr": RATES, "alpha": FRACTIONS, "eps": [1e-8, 1e-6, 1.0, 1e-300], "weight_decay": [0.0, 1e-4, 0.1, 1.0],
                "momentum": FRACTIONS}
     args = {k: number_arg(data, v) for k, v in typical.items() if one_in(data, 3)}
-    problems = []
-    for k, v in args.items():
-        if k in ("lr", "eps"):
-            problems += expect_number(v, k, low=0, low_open=True)
-        elif k == "weight_decay":
-            problems += expect_number(v, k, low=0)
-        else:
-            problems += expect_number(v, k, 0, 1, high_open=True)
+    problems = expect_rates(args)
     if one_in(data, 3):
         args["centered"] = usually(data, [False, True, np.bool_(True)], [0, 1, "yes", None])
         if not isinstance(args["centered"], (bool, np.bool_)):
