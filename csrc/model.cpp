@@ -2,6 +2,8 @@
 // dense.cpp / activations.cpp / losses.cpp / optim.cpp, in the order network.py calls them.
 #include "model.hpp"
 
+#include "fpmode.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -83,6 +85,7 @@ void Model<T>::release(std::unique_ptr<Workspace<T>> ws) {
 
 template <class T>
 void Model<T>::forward(CMat<T> X, Mat<T> out) {
+    FlushSubnormals fz;
     idx d = X.cols, L = idx(acts_.size());
     auto ws = acquire(d);
     CMat<T> A = X;
@@ -226,6 +229,7 @@ CMat<T> Model<T>::dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d) {
 
 template <class T>
 double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, const double* s) {
+    FlushSubnormals fz;
     idx d = X.cols;
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
@@ -299,6 +303,7 @@ double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, cons
 template <class T>
 double Model<T>::train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptState<T>& opt, bool* applied,
                             const double* s) {
+    FlushSubnormals fz;
     idx d = X.cols;
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
@@ -407,7 +412,11 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
         }
         CMat<T> Yd = dense_targets(*ws, Yb, nb);
         bool applied;
-        double J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied, sb);
+        double J;
+        {  // not around stop(), which runs Python's signal handlers
+            FlushSubnormals fz;
+            J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied, sb);
+        }
         if (!applied) {
             st.diverged = true;
             st.bad_loss = J;
