@@ -19,6 +19,7 @@
 #include "blas.hpp"
 #include "kernels.hpp"
 #include "model.hpp"
+#include "parallel.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -575,6 +576,8 @@ void bind_model(py::module_& m, const char* name) {
             self.drop_step = step;
         }, "inverted dropout per layer in training steps; masks from (seed, step[0], layer)", "rates"_a, "seed"_a,
            "step"_a.noconvert())
+        .def("parts_for", [](PM& self, idx d) { return self.model.parts_for(d); },
+             "the parts a training step on d examples is split into (one per thread, above the grain)", "d"_a)
         .def("run_batches", [](PM& self, const py::array& X_, const py::array& Y_, std::optional<py::array_t<int64_t, 0>> order,
                                idx first, idx count, idx bs, int loss, bool count_correct, bool poll_signals,
                                const Weights& s_, double delta, bool update, const Weights& mean_,
@@ -651,6 +654,7 @@ void bind_model(py::module_& m, const char* name) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pynn's compiled kernels (C++ and BLAS); use the pynn package, not this module.";
+    install_blas_threads();
     bind<float>(m);
     bind<double>(m);
     // std::domain_error from reject() surfaces as _core.InvalidInput, a ValueError
@@ -666,8 +670,14 @@ PYBIND11_MODULE(_core, m) {
     bind_model<double>(m, "Model64");
     m.def("set_num_threads", [](int n) {
         if (n < 1) fail("n must be >= 1");
-        blas_set_num_threads(n);
-    }, "Threads used by the compiled kernels' BLAS", "n"_a);
-    m.def("get_num_threads", &blas_get_num_threads, "Threads used by the compiled kernels' BLAS");
+        set_num_threads(n);
+    }, "Threads of the compiled core: its BLAS, and the parts a large training step is split into", "n"_a);
+    m.def("get_num_threads", &num_threads, "Threads of the compiled core (set_num_threads)");
+    m.def("_set_parallel_grain", [](long long min_cols, long long min_macs) {
+        set_parallel_grain({min_cols, min_macs});
+    }, "Split a training step only if every part gets min_cols examples and min_macs multiply-adds (tests)",
+       "min_cols"_a, "min_macs"_a);
+    m.def("_parallel_grain", [] { Grain g = parallel_grain(); return py::make_tuple(g.min_cols, g.min_macs); },
+          "(min_cols, min_macs) of _set_parallel_grain");
     m.def("blas_config", [] { return std::string(blas_config()); }, "OpenBLAS build configuration");
 }

@@ -3,11 +3,15 @@
 #include "model.hpp"
 
 #include "fpmode.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace pynn {
+
+constexpr int MAX_PARTS = 64;  // a step is split into at most this many parts
 
 template <class T>
 Model<T>::Model(T* params, T* grads, std::vector<idx> sizes, std::vector<Act> acts)
@@ -71,7 +75,8 @@ std::unique_ptr<Workspace<T>> Model<T>::acquire(idx d) {
         ws->has_dropout = drop;
         ws->Ib.assign(size_t(d), 0);
         ws->Sb.assign(size_t(d), 0.0);
-        ws->lse.assign(size_t(d), T(0));
+        ws->lse_buf.assign(size_t(d), T(0));
+        ws->lse = ws->lse_buf.data();
         ws->cap = d;
     }
     return ws;
@@ -112,7 +117,7 @@ void Model<T>::forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train) {
         Mat<T> Al = act_view(ws, l, d);
         T* z = l == L - 1 ? ws.Z_out : ws.Z[l];  // Z is kept for the loss, and where a backward reads it
         Mat<T> Z = z ? Mat<T>{z, sizes_[l + 1], d, 1, sizes_[l + 1]} : Al;
-        layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al, l == L - 1 ? ws.lse.data() : nullptr);
+        layer_forward<T>(W_[l], A, b_[l], acts_[l], Z, Al, l == L - 1 ? ws.lse : nullptr);
         A = Al;
         if (dropped(l, train)) {  // the next layer reads D = A ⊙ M; A itself stays for act'(A)
             idx h = sizes_[l + 1];
@@ -153,7 +158,7 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const
     auto value = [&](CMat<T> Zc, CMat<T> Yhc, CMat<T> Yc) {
         if (out == Act::sigmoid && loss == Loss::bce) return bce_logits_forward<T>(Zc, Yc);
         if (out == Act::softmax && loss == Loss::cross_entropy)  // from the log Σ exp forward_train kept
-            return cross_entropy_lse_forward<T>(Zc, Yc, ws.lse.data() + (Zc.p - Z.p) / Z.cs);
+            return cross_entropy_lse_forward<T>(Zc, Yc, ws.lse + (Zc.p - Z.p) / Z.cs);
         if (out == Act::exp && loss == Loss::poisson) return poisson_logits_forward<T>(Zc, Yc);
         return loss_forward<T>(loss, Yhc, Yc, huber_delta);
     };
@@ -182,8 +187,15 @@ static void scale_columns(Mat<T> dZ, const double* s) {
 }
 
 template <class T>
-double Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
+void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train, T* g,
+                        T scale) {
     idx L = idx(acts_.size());
+    // layer l's gradient views in g, laid out as the gradient buffer
+    auto dW = [&](idx l) { Mat<T> v = dW_[l]; v.p = g + (v.p - grads_); return v; };
+    auto db = [&](idx l) { Mat<T> v = db_[l]; v.p = g + (v.p - grads_); return v; };
+    auto rescale = [&](Mat<T> top) {  // a part's share: its mean gradient times its weight
+        if (scale != T(1)) for (idx k = 0; k < top.rows * d; ++k) top.p[k] *= scale;
+    };
     auto dA = [&](idx l) { return Mat<T>{ws.dA[l % 2], sizes_[l + 1], d, 1, sizes_[l + 1]}; };
     auto A_prev = [&](idx l) {
         if (l == 0) return X;
@@ -196,26 +208,113 @@ double Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx
         Mat<T> dZ = dA(L - 1);
         output_backward<T>(Yhat, Y, dZ);
         if (s) scale_columns(dZ, s);
+        rescale(dZ);
         Mat<T> dAp = L > 1 ? dA(L - 2) : Mat<T>{};
-        dense_backward<T>(dZ, A_prev(L - 1), W_[L - 1], dW_[L - 1], db_[L - 1], L > 1 ? &dAp : nullptr);
+        dense_backward<T>(dZ, A_prev(L - 1), W_[L - 1], dW(L - 1), db(L - 1), L > 1 ? &dAp : nullptr);
         top = L - 2;
     } else {
         loss_backward<T>(loss, Yhat, Y, dA(L - 1), huber_delta);
         if (s) scale_columns(dA(L - 1), s);
+        rescale(dA(L - 1));
         top = L - 1;
     }
     for (idx l = top; l >= 0; --l) {
         Mat<T> dAl = dA(l), dAp = l > 0 ? dA(l - 1) : Mat<T>{};
         if (dropped(l, train))  // back through the mask: dA ⊙ M
             for (idx k = 0; k < dAl.rows * d; ++k) dAl.p[k] *= ws.M[l][k];
-        layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW_[l], db_[l],
+        layer_backward<T>(dAl, backward_view(ws, l, d), acts_[l], W_[l], A_prev(l), dAl, dW(l), db(l),
                           l > 0 ? &dAp : nullptr);
     }
+}
+
+template <class T>
+double Model<T>::add_penalty() {
     double pen = 0;  // the weight penalty and its gradient, in one pass over each W
     for (size_t l = 0; l < l1_.size(); ++l)
         if (l1_[l] != 0 || l2_[l] != 0)
             pen += penalty_step<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
     return pen;
+}
+
+// How many parts a step on d examples is split into: pynn's thread count, unless a part would
+// get fewer examples or multiply-adds than the grain (then the split costs more than it saves).
+// Dropout steps are not split (their masks are drawn for the whole batch).
+template <class T>
+int Model<T>::parts_for(idx d) const {
+    int P = std::min(num_threads(), MAX_PARTS);
+    if (P <= 1 || drop_step_) return 1;
+    Grain g = parallel_grain();
+    double macs = 0;  // forward, weight gradient and input gradient: three products per layer
+    for (size_t l = 0; l + 1 < sizes_.size(); ++l) macs += 3.0 * double(sizes_[l]) * double(sizes_[l + 1]);
+    macs *= double(d);
+    P = int(std::min<double>(P, double(d / g.min_cols)));
+    if (g.min_macs > 0) P = int(std::min<double>(P, std::floor(macs / double(g.min_macs))));
+    return std::max(P, 1);
+}
+
+template <class T>
+double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
+    const int P = parts_for(d);
+    if (P == 1) {
+        forward_train(ws, X, d, train);
+        double J = loss_value(ws, Y, loss, d, s, false);
+        backward(ws, X, Y, loss, d, s, train, grads_, T(1));
+        return J;
+    }
+    // Part k takes columns [k d / P, (k+1) d / P): its forward pass, loss and backward pass on
+    // its own columns of the workspace, with its output gradient scaled by its share of the
+    // batch (n_k / d, or Σ_k s / Σ s), so that the parts' gradients sum to the batch's.
+    const idx L = idx(acts_.size()), n = n_params_, m = n_out();
+    const idx hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
+    if (idx(ws.parts.size()) < P) ws.parts.resize(size_t(P));
+    if (idx(ws.part_grads.size()) < (P - 1) * n) ws.part_grads.resize(size_t((P - 1) * n));
+    auto col = [](idx k, idx d, int P) { return idx(double(k) * double(d) / double(P)); };
+    double total = double(d);
+    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
+    double Jk[MAX_PARTS] = {};
+    for (int k = 0; k < P; ++k) {  // point each part at its columns of the batch's buffers
+        Workspace<T>& pw = ws.parts[size_t(k)];
+        idx c0 = col(k, d, P);
+        pw.A.resize(size_t(L));
+        pw.Z.resize(size_t(L));
+        for (idx l = 0; l < L; ++l) {
+            pw.A[l] = ws.A[l] + c0 * sizes_[l + 1];
+            pw.Z[l] = ws.Z[l] ? ws.Z[l] + c0 * sizes_[l + 1] : nullptr;
+        }
+        pw.Z_out = ws.Z_out + c0 * m;
+        pw.dA[0] = ws.dA[0] + c0 * hmax;
+        pw.dA[1] = ws.dA[1] + c0 * hmax;
+        pw.lse = ws.lse + c0;
+    }
+    auto part = [&](int k) {
+        FlushSubnormals fz;  // this thread's own mode (the caller's covers part 0 already)
+        idx c0 = col(k, d, P), nk = col(k + 1, d, P) - c0;
+        T* g = k == 0 ? grads_ : ws.part_grads.data() + (k - 1) * n;
+        const double* sk = s ? s + c0 : nullptr;
+        double share = double(nk);
+        if (sk) { share = 0; for (idx j = 0; j < nk; ++j) share += sk[j]; }
+        if (share == 0) {  // every weight in this part is 0: it adds nothing
+            std::fill(g, g + n, T(0));
+            Jk[k] = 0;
+            return;
+        }
+        Workspace<T>& pw = ws.parts[size_t(k)];
+        CMat<T> Xk{X.p + c0 * X.cs, X.rows, nk, X.rs, X.cs}, Yk{Y.p + c0 * Y.cs, Y.rows, nk, Y.rs, Y.cs};
+        forward_train(pw, Xk, nk, train);
+        Jk[k] = share / total * loss_value(pw, Yk, loss, nk, sk, false);
+        backward(pw, Xk, Yk, loss, nk, sk, train, g, T(share / total));
+    };
+    {
+        BlasOnOneThread one;
+        run_parts(P, part);
+    }
+    double J = 0;
+    for (int k = 0; k < P; ++k) J += Jk[k];
+    for (int k = 1; k < P; ++k) {  // the sum of the parts' gradients, in part order
+        const T* gk = ws.part_grads.data() + (k - 1) * n;
+        for (idx i = 0; i < n; ++i) grads_[i] += gk[i];
+    }
+    return J;
 }
 
 template <class T>
@@ -233,9 +332,14 @@ double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, cons
     idx d = X.cols;
     auto ws = acquire(d);
     CMat<T> Yd = dense_targets(*ws, Y, d);
-    forward_train(*ws, X, d);
-    double J = loss_value(*ws, Yd, loss, d, s, !grads);
-    if (grads) J += backward(*ws, X, Yd, loss, d, s);  // the penalty comes with its gradient
+    double J;
+    if (grads) {
+        J = data_grads(*ws, X, Yd, loss, d, s, false);
+        J += add_penalty();  // the penalty comes with its gradient
+    } else {
+        forward_train(*ws, X, d);
+        J = loss_value(*ws, Yd, loss, d, s, true);
+    }
     release(std::move(ws));
     return J;
 }
@@ -288,9 +392,8 @@ bool Model<T>::update(const OptState<T>& opt) {
 template <class T>
 double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d,
                          bool* applied, const double* s) {
-    forward_train(ws, X, d, true);
-    double J = loss_value(ws, Y, loss, d, s, false);
-    J += backward(ws, X, Y, loss, d, s, true);  // the penalty comes with its gradient
+    double J = data_grads(ws, X, Y, loss, d, s, true);
+    J += add_penalty();  // the penalty comes with its gradient
     if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
     // Adam without clipping needs no separate pass over the gradient: a non-finite one makes the
@@ -365,6 +468,9 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
     idx N = order && n_order >= 0 ? n_order : X.cols, n = n_in(), m = n_out();
     auto ws = acquire(bs);
     bool argmax = loss == Loss::cross_entropy && m > 1;
+    // split steps set pynn's OpenBLAS to one thread; once for the run rather than once a step
+    std::optional<BlasOnOneThread> one;
+    if (parts_for(bs) > 1) one.emplace();
     for (idx k = first; k < first + count; ++k) {
         idx s = k * bs, nb = std::min(N, s + bs) - s;
         if (nb <= 0) break;

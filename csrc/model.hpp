@@ -53,9 +53,14 @@ struct Workspace {
     T* Yb = nullptr;    // gathered or one-hot targets (m, cap)
     std::vector<int64_t> Ib;  // gathered class indices
     std::vector<double> Sb;   // gathered sample weights
-    std::vector<T> lse;       // softmax output: each column's log Σ exp(z), from forward_train
+    std::vector<T> lse_buf;   // softmax output: each column's log Σ exp(z), from forward_train
+    T* lse = nullptr;         // lse_buf, or in a part the whole batch's from its first column
     std::vector<T*> M, D;     // dropout: mask M[l] and masked output D[l] = A[l] * M[l] (h_l, cap)
     bool has_dropout = false;
+    // A step split over threads (data_grads): part k sees columns [c0, c1) of these buffers
+    // through parts[k], which owns no memory; parts k >= 1 write their gradients to part_grads.
+    std::vector<Workspace> parts;
+    std::vector<T> part_grads;
 };
 
 struct EpochStats {
@@ -105,6 +110,9 @@ class Model {
     // l1 sign(W) + l2 W. Biases are not penalised. Zero for every layer by default.
     void set_penalties(std::vector<double> l1, std::vector<double> l2);
 
+    // The parts a training step (or gradient) on d examples is split into (parallel.hpp).
+    int parts_for(idx d) const;
+
     idx n_in() const { return sizes_.front(); }
     idx n_layers() const { return idx(acts_.size()); }
     idx n_out() const { return sizes_.back(); }
@@ -136,13 +144,19 @@ class Model {
     }
     void forward_train(Workspace<T>& ws, CMat<T> X, idx d, bool train = false);
     bool dropped(idx l, bool train) const { return train && drop_step_ && rates_[size_t(l)] > 0; }
-    // with_penalty=false: the data term alone (backward returns the penalty with its gradient)
+    // with_penalty=false: the data term alone (add_penalty returns the penalty with its gradient)
     double loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
                       bool with_penalty = true);
     double penalty() const;
-    // Fills the gradient buffer; returns the weight penalty (0 without one).
-    double backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s = nullptr,
-                    bool train = false);
+    // The data term's gradient into the buffer g (n_params values), the output gradient scaled by
+    // `scale` (a part's share of the batch); forward_train must have run on the same columns.
+    void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train, T* g,
+                  T scale);
+    // Adds the weight penalty's gradient to the gradient buffer; returns the penalty (0 without one).
+    double add_penalty();
+    // Forward, the loss's data term J (returned) and its gradient in the gradient buffer, split
+    // over parts_for(d) threads by columns when the batch is large enough.
+    double data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied,
                    const double* s = nullptr);

@@ -1,0 +1,50 @@
+// Data-parallel training steps on pynn's own small thread team.
+//
+// Why not OpenBLAS's threads: at the shapes of MLP training (a few hundred units, batches of a
+// few hundred) OpenBLAS splits each product over its pool and synchronises per call; on two
+// cores that ran scikit-learn's default digits set-up slower than one thread. A step split by
+// columns (examples) instead needs two synchronisations per step, not several per product: each
+// thread runs the whole forward and backward pass on its share of the batch with single-threaded
+// products, and the shares' gradients are summed.
+//
+// Results depend on the number of parts, never on which thread ran a part or when: a part is the
+// same computation wherever it runs, and when the team is busy (another network training in
+// another thread) the parts run one after another on the calling thread instead.
+#pragma once
+#include <functional>
+
+namespace pynn {
+
+// pynn's thread count (pynn.set_num_threads): the compiled core's OpenBLAS count, and the parts
+// a large training step is split into.
+int num_threads();
+void set_num_threads(int n);
+
+// Hands OpenBLAS's parallel jobs to the team (called once, when the module loads).
+void install_blas_threads();
+
+// While one lives, pynn's OpenBLAS runs every call on its calling thread (count 1), so that
+// products called from several threads neither oversubscribe the cores nor round differently
+// with the thread count. Holders may nest and overlap; the last one out puts the count back.
+class BlasOnOneThread {
+   public:
+    BlasOnOneThread();
+    ~BlasOnOneThread();
+    BlasOnOneThread(const BlasOnOneThread&) = delete;
+    BlasOnOneThread& operator=(const BlasOnOneThread&) = delete;
+};
+
+// f(0), ..., f(n-1), returning when all are done: f(0) on the calling thread, the others on the
+// team's workers when the team is free, else one after another on the calling thread. f must not
+// throw. Call it inside a BlasOnOneThread.
+void run_parts(int n, const std::function<void(int)>& f);
+
+// The grain below which a step is not split (tests lower it to split small networks):
+// every part gets at least min_cols examples and min_macs multiply-adds of the step's products.
+struct Grain {
+    long long min_cols, min_macs;
+};
+Grain parallel_grain();
+void set_parallel_grain(Grain g);
+
+}  // namespace pynn
