@@ -40,7 +40,7 @@ inline void cpu_relax() {
 // for the workers before it yields: a training loop's next step comes within this.
 constexpr auto SPIN = std::chrono::microseconds(200);
 
-std::atomic<long long> g_min_cols{32}, g_min_macs{1 << 19};
+std::atomic<long long> g_min_cols{32}, g_min_macs{1 << 20};
 
 class Team {
    public:
