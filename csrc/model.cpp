@@ -252,29 +252,17 @@ int Model<T>::parts_for(idx d) const {
     return std::max(P, 1);
 }
 
+// Points parts[k] of ws at columns [col(k), col(k+1)) of its buffers (no copy, no allocation
+// once ws has served a split step before).
 template <class T>
-double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
-    const int P = parts_for(d);
-    if (P == 1) {
-        forward_train(ws, X, d, train);
-        double J = loss_value(ws, Y, loss, d, s, false);
-        backward(ws, X, Y, loss, d, s, train, grads_, T(1));
-        return J;
-    }
-    // Part k takes columns [k d / P, (k+1) d / P): its forward pass, loss and backward pass on
-    // its own columns of the workspace, with its output gradient scaled by its share of the
-    // batch (n_k / d, or Σ_k s / Σ s), so that the parts' gradients sum to the batch's.
-    const idx L = idx(acts_.size()), n = n_params_, m = n_out();
+void Model<T>::point_parts(Workspace<T>& ws, idx d, int P) {
+    const idx L = idx(acts_.size()), m = n_out();
     const idx hmax = *std::max_element(sizes_.begin() + 1, sizes_.end());
     if (idx(ws.parts.size()) < P) ws.parts.resize(size_t(P));
-    if (idx(ws.part_grads.size()) < (P - 1) * n) ws.part_grads.resize(size_t((P - 1) * n));
-    auto col = [](idx k, idx d, int P) { return idx(double(k) * double(d) / double(P)); };
-    double total = double(d);
-    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
-    double Jk[MAX_PARTS] = {};
-    for (int k = 0; k < P; ++k) {  // point each part at its columns of the batch's buffers
+    if (idx(ws.part_grads.size()) < (P - 1) * n_params_) ws.part_grads.resize(size_t((P - 1) * n_params_));
+    for (int k = 0; k < P; ++k) {
         Workspace<T>& pw = ws.parts[size_t(k)];
-        idx c0 = col(k, d, P);
+        idx c0 = part_col(k, d, P);
         pw.A.resize(size_t(L));
         pw.Z.resize(size_t(L));
         for (idx l = 0; l < L; ++l) {
@@ -286,27 +274,52 @@ double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, i
         pw.dA[1] = ws.dA[1] + c0 * hmax;
         pw.lse = ws.lse + c0;
     }
-    auto part = [&](int k) {
-        FlushSubnormals fz;  // this thread's own mode (the caller's covers part 0 already)
-        idx c0 = col(k, d, P), nk = col(k + 1, d, P) - c0;
-        T* g = k == 0 ? grads_ : ws.part_grads.data() + (k - 1) * n;
-        const double* sk = s ? s + c0 : nullptr;
-        double share = double(nk);
-        if (sk) { share = 0; for (idx j = 0; j < nk; ++j) share += sk[j]; }
-        if (share == 0) {  // every weight in this part is 0: it adds nothing
-            std::fill(g, g + n, T(0));
-            Jk[k] = 0;
-            return;
-        }
-        Workspace<T>& pw = ws.parts[size_t(k)];
-        CMat<T> Xk{X.p + c0 * X.cs, X.rows, nk, X.rs, X.cs}, Yk{Y.p + c0 * Y.cs, Y.rows, nk, Y.rs, Y.cs};
-        forward_train(pw, Xk, nk, train);
-        Jk[k] = share / total * loss_value(pw, Yk, loss, nk, sk, false);
-        backward(pw, Xk, Yk, loss, nk, sk, train, g, T(share / total));
-    };
+}
+
+// Part k of P of a split gradient: its forward pass, loss and backward pass on its own columns,
+// with its output gradient scaled by its share of the batch (n_k / d, or Σ_k s / Σ s = total),
+// so that the parts' gradients sum to the batch's. Its gradient goes to grads_ (part 0) or to
+// part_grads; returns its share of J's data term.
+template <class T>
+double Model<T>::part_grads(Workspace<T>& ws, int k, int P, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s,
+                            double total, bool train) {
+    const idx n = n_params_, c0 = part_col(k, d, P), nk = part_col(k + 1, d, P) - c0;
+    T* g = k == 0 ? grads_ : ws.part_grads.data() + (k - 1) * n;
+    const double* sk = s ? s + c0 : nullptr;
+    double share = double(nk);
+    if (sk) { share = 0; for (idx j = 0; j < nk; ++j) share += sk[j]; }
+    if (share == 0) {  // every weight in this part is 0: it adds nothing
+        std::fill(g, g + n, T(0));
+        return 0;
+    }
+    Workspace<T>& pw = ws.parts[size_t(k)];
+    CMat<T> Xk{X.p + c0 * X.cs, X.rows, nk, X.rs, X.cs}, Yk{Y.p + c0 * Y.cs, Y.rows, nk, Y.rs, Y.cs};
+    forward_train(pw, Xk, nk, train);
+    double J = share / total * loss_value(pw, Yk, loss, nk, sk, false);
+    backward(pw, Xk, Yk, loss, nk, sk, train, g, T(share / total));
+    return J;
+}
+
+template <class T>
+double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train) {
+    const int P = parts_for(d);
+    if (P == 1) {
+        forward_train(ws, X, d, train);
+        double J = loss_value(ws, Y, loss, d, s, false);
+        backward(ws, X, Y, loss, d, s, train, grads_, T(1));
+        return J;
+    }
+    const idx n = n_params_;
+    point_parts(ws, d, P);
+    double total = double(d);
+    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
+    double Jk[MAX_PARTS] = {};
     {
         BlasOnOneThread one;
-        run_parts(P, part);
+        run_parts(P, [&](int k) {
+            FlushSubnormals fz;  // this thread's own mode (the caller's covers part 0 already)
+            Jk[k] = part_grads(ws, k, P, X, Y, loss, d, s, total, train);
+        });
     }
     double J = 0;
     for (int k = 0; k < P; ++k) J += Jk[k];
@@ -354,39 +367,61 @@ bool Model<T>::update(const OptState<T>& opt) {
     if (opt.kind == OptState<T>::none) return true;
     const idx n = n_params_;
     clip_gradient<T>(grads_, n, opt.clip_value, opt.clip_norm);
-    T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
-    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
     undo_.resize(size_t(4 * n));
-    if (opt.kind == OptState<T>::adam) {  // adam_update saves p, m, v itself, in its own pass
-        state[0] = opt.m;
-        state[1] = opt.v;
-        state[2] = nullptr;
-    } else {
-        std::memcpy(undo_.data(), params_, size_t(n) * sizeof(T));
-        for (int s = 0; s < 3; ++s)
-            if (state[s]) std::memcpy(undo_.data() + (s + 1) * n, state[s], size_t(n) * sizeof(T));
-    }
-    bool ok = true;
-    if (opt.kind == OptState<T>::sgd) {
-        ok = sgd_update<T>(params_, grads_, opt.v, n, opt.lr, opt.momentum, opt.nesterov);
-    } else if (opt.kind == OptState<T>::adam) {
-        long long t = ++*opt.t;
-        ok = adam_update<T>(params_, grads_, opt.m, opt.v, n, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                            opt.weight_decay, undo_.data());
-        if (!ok) --*opt.t;
-    } else if (opt.kind == OptState<T>::rmsprop) {
-        ok = rmsprop_update<T>(params_, grads_, opt.v, opt.m, opt.u, n, opt.lr, opt.alpha, opt.eps,
-                               opt.weight_decay, opt.momentum, opt.centered);
-    } else if (opt.kind == OptState<T>::rprop) {
-        ok = rprop_update<T>(params_, grads_, opt.v, opt.m, n, opt.eta_minus, opt.eta_plus, opt.step_min,
-                             opt.step_max);
-    }
+    long long t = opt.kind == OptState<T>::adam ? ++*opt.t : 0;
+    bool ok = update_range(opt, t, 0, n);
     if (!ok) {
-        std::memcpy(params_, undo_.data(), size_t(n) * sizeof(T));
-        for (int s = 0; s < 3; ++s)
-            if (state[s]) std::memcpy(state[s], undo_.data() + (s + 1) * n, size_t(n) * sizeof(T));
+        undo_range(opt, 0, n);
+        if (opt.kind == OptState<T>::adam) --*opt.t;
     }
     return ok;
+}
+
+// The optimizer's update of parameters [o, o + nk): every update is elementwise, so the ranges
+// of a split step give the bits of one whole pass. What it overwrites goes to undo_ first (Adam
+// keeps its range's p, m, v at undo_[3o:3o+3nk], in its own pass; the others each array's range
+// at undo_[s n + o]); t is Adam's step count for this update.
+template <class T>
+bool Model<T>::update_range(const OptState<T>& opt, long long t, idx o, idx nk) {
+    const idx n = n_params_;
+    T* p = params_ + o;
+    const T* g = grads_ + o;
+    auto at = [o](T* a) { return a ? a + o : nullptr; };
+    if (opt.kind == OptState<T>::adam)
+        return adam_update<T>(p, g, at(opt.m), at(opt.v), nk, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                              opt.weight_decay, undo_.data() + 3 * o);
+    T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
+    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
+    std::memcpy(undo_.data() + o, p, size_t(nk) * sizeof(T));
+    for (int s = 0; s < 3; ++s)
+        if (state[s]) std::memcpy(undo_.data() + (s + 1) * n + o, state[s] + o, size_t(nk) * sizeof(T));
+    if (opt.kind == OptState<T>::sgd) return sgd_update<T>(p, g, at(opt.v), nk, opt.lr, opt.momentum, opt.nesterov);
+    if (opt.kind == OptState<T>::rmsprop)
+        return rmsprop_update<T>(p, g, at(opt.v), at(opt.m), at(opt.u), nk, opt.lr, opt.alpha, opt.eps,
+                                 opt.weight_decay, opt.momentum, opt.centered);
+    if (opt.kind == OptState<T>::rprop)
+        return rprop_update<T>(p, g, at(opt.v), at(opt.m), nk, opt.eta_minus, opt.eta_plus, opt.step_min,
+                               opt.step_max);
+    return true;
+}
+
+// Puts back what update_range(opt, t, o, nk) overwrote.
+template <class T>
+void Model<T>::undo_range(const OptState<T>& opt, idx o, idx nk) {
+    const idx n = n_params_;
+    const size_t bytes = size_t(nk) * sizeof(T);
+    if (opt.kind == OptState<T>::adam) {
+        const T* save = undo_.data() + 3 * o;
+        std::memcpy(params_ + o, save, bytes);
+        std::memcpy(opt.m + o, save + nk, bytes);
+        std::memcpy(opt.v + o, save + 2 * nk, bytes);
+        return;
+    }
+    T* state[3] = {opt.v, opt.m, opt.u};
+    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
+    std::memcpy(params_ + o, undo_.data() + o, bytes);
+    for (int s = 0; s < 3; ++s)
+        if (state[s]) std::memcpy(state[s] + o, undo_.data() + (s + 1) * n + o, bytes);
 }
 
 template <class T>
@@ -419,7 +454,7 @@ double Model<T>::train_step(CMat<T> X, const Target<T>& Y, Loss loss, const OptS
 // each output at 0.5 — as training.correct_count does; with weights s, each example counts s_j
 // (its share of outputs right, times s_j), as training.correct_share.
 template <class T>
-static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool argmax, EpochStats& st,
+static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, idx istride, bool argmax, EpochStats& st,
                           const double* s = nullptr) {
     idx m = Yhat.rows, d = Yhat.cols;
     if (s) {
@@ -428,7 +463,7 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
             if (argmax) {
                 idx best = 0, truth = 0;
                 for (idx i = 1; i < m; ++i) if (Yhat(i, j) > Yhat(best, j)) best = i;
-                if (index) truth = idx(index[j]);
+                if (index) truth = idx(index[j * istride]);
                 else for (idx i = 1; i < m; ++i) if (Y(i, j) > Y(truth, j)) truth = i;
                 r = best == truth;
             } else {
@@ -445,7 +480,7 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
             idx best = 0, truth = 0;
             for (idx i = 1; i < m; ++i) if (Yhat(i, j) > Yhat(best, j)) best = i;
             if (index) {
-                truth = idx(index[j]);
+                truth = idx(index[j * istride]);
             } else {
                 for (idx i = 1; i < m; ++i) if (Y(i, j) > Y(truth, j)) truth = i;
             }
@@ -457,6 +492,95 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, bool ar
     for (idx j = 0; j < d; ++j)
         for (idx i = 0; i < m; ++i) st.right += (Yhat(i, j) > T(0.5)) == (Y(i, j) > T(0.5));
     st.judged += m * d;
+}
+
+// One training step on a batch split into P parts, all of it on the team (run_phases):
+// phase 1, part k: its columns gathered, its forward, loss and backward pass into its gradient
+// buffer, its examples counted; phase 2, range k of the parameters: the parts' gradients summed
+// (in part order, as data_grads sums them), the weight penalty's gradient added, the gradient
+// checked; phase 3, range k: the update, unless J or a gradient is not finite. The weights come
+// out as those of train_step on the same batch (the same sums, elementwise updates), J's
+// penalty term summed by ranges.
+template <class T>
+double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
+                            const std::function<void(idx, idx)>& gather, Loss loss, const OptState<T>& opt, idx d,
+                            const double* s, int P, bool want_correct, bool argmax, bool* applied,
+                            EpochStats& counted) {
+    const idx n = n_params_, m = n_out();
+    point_parts(ws, d, P);
+    undo_.resize(size_t(4 * n));
+    double total = double(d);
+    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
+    CMat<T> Yd = Y.is_index() ? CMat<T>{ws.Yb, m, d, 1, m} : Y.dense;
+    CMat<T> Yhat = act_view(ws, idx(acts_.size()) - 1, d);
+    // parameter ranges on 64-byte boundaries, so no two threads write one cache line
+    const idx align = idx(64 / sizeof(T));
+    auto range = [&](int k) { return k == P ? n : std::min(n, part_col(k, n, P) / align * align); };
+    const bool check_grads = opt.kind != OptState<T>::adam;  // adam_update detects a non-finite one itself
+    const long long t = opt.kind == OptState<T>::adam ? *opt.t + 1 : 0;
+    double Jk[MAX_PARTS] = {}, pen[MAX_PARTS] = {};
+    EpochStats cnt[MAX_PARTS];
+    bool finite[MAX_PARTS], ok[MAX_PARTS];
+    auto go = [&] {  // J and every range's gradient finite: the same answer on every thread
+        double J = 0;
+        for (int k = 0; k < P; ++k) J += Jk[k];
+        for (int k = 0; k < P; ++k) J += pen[k];
+        bool all = (J - J) == 0;
+        for (int k = 0; k < P; ++k) all = all && finite[k];
+        return std::make_pair(J, all);
+    };
+    const std::function<void(int)> phases[3] = {
+        [&](int k) {
+            FlushSubnormals fz;
+            const idx c0 = part_col(k, d, P), c1 = part_col(k + 1, d, P);
+            gather(c0, c1);
+            if (Y.is_index()) {  // one-hot targets of these columns
+                std::fill(ws.Yb + c0 * m, ws.Yb + c1 * m, T(0));
+                for (idx j = c0; j < c1; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
+            }
+            Jk[k] = part_grads(ws, k, P, X, Yd, loss, d, s, total, true);
+            if (want_correct) {
+                auto cols = [&](CMat<T> a) { return CMat<T>{a.p + c0 * a.cs, a.rows, c1 - c0, a.rs, a.cs}; };
+                count_correct<T>(cols(Yhat), cols(Yd), Y.is_index() ? Y.index + c0 * Y.index_stride : nullptr,
+                                 Y.index_stride, argmax, cnt[k], s ? s + c0 : nullptr);
+            }
+        },
+        [&](int k) {
+            FlushSubnormals fz;
+            const idx o0 = range(k), o1 = range(k + 1);
+            for (int j = 1; j < P; ++j) {
+                const T* gj = ws.part_grads.data() + (j - 1) * n;
+                for (idx i = o0; i < o1; ++i) grads_[i] += gj[i];
+            }
+            pen[k] = 0;
+            for (size_t l = 0; l < l1_.size(); ++l) {  // the penalised weights within this range
+                if (l1_[l] == 0 && l2_[l] == 0) continue;
+                idx w0 = W_[l].p - params_, w1 = w0 + W_[l].rows * W_[l].cols;
+                idx a = std::max(w0, o0), b = std::min(w1, o1);
+                if (a < b) pen[k] += penalty_step<T>(params_ + a, b - a, l1_[l], l2_[l], grads_ + a);
+            }
+            finite[k] = !check_grads || finite_n(grads_ + o0, o1 - o0);
+        },
+        [&](int k) {
+            FlushSubnormals fz;
+            const idx o0 = range(k), o1 = range(k + 1);
+            ok[k] = true;
+            if (go().second) ok[k] = update_range(opt, t, o0, o1 - o0);
+        },
+    };
+    run_phases(P, phases, 3);
+    auto [J, finite_all] = go();
+    bool all_ok = finite_all;
+    for (int k = 0; k < P; ++k) all_ok = all_ok && ok[k];
+    if (finite_all && !all_ok)  // an update overflowed somewhere: take back every range
+        for (int k = 0; k < P; ++k) undo_range(opt, range(k), range(k + 1) - range(k));
+    if (all_ok && opt.kind == OptState<T>::adam) *opt.t = t;
+    *applied = all_ok;
+    for (int k = 0; k < P; ++k) {
+        counted.right += cnt[k].right;
+        counted.judged += cnt[k].judged;
+    }
+    return J;
 }
 
 template <class T>
@@ -471,37 +595,40 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
     // split steps set pynn's OpenBLAS to one thread; once for the run rather than once a step
     std::optional<BlasOnOneThread> one;
     if (parts_for(bs) > 1) one.emplace();
+    // a split step updates the parameters by ranges, which clipping (by the norm of the whole
+    // gradient) would not allow; and with no optimizer there is nothing to update
+    const bool split_ok = opt.kind != OptState<T>::none && opt.clip_value == 0 && opt.clip_norm == 0;
+    // shuffled, or standardised: X's columns are copied into the workspace (F-ordered)
+    const bool gathered = order || mean;
     for (idx k = first; k < first + count; ++k) {
         idx s = k * bs, nb = std::min(N, s + bs) - s;
         if (nb <= 0) break;
-        CMat<T> Xb;
-        Target<T> Yb;
-        if (order) {  // gather the shuffled examples into the workspace (F-ordered columns)
-            for (idx j = 0; j < nb; ++j) {
-                idx c = idx(order[s + j]);
+        // Columns [j0, j1) of the batch into the workspace: X and, shuffled, dense targets. The
+        // class indices and weights (one value an example) are gathered whole below.
+        auto gather = [&](idx j0, idx j1) {
+            for (idx j = j0; j < j1 && gathered; ++j) {
+                idx c = order ? idx(order[s + j]) : s + j;
                 T* dst = ws->Xb + j * n;
                 if (mean) for (idx i = 0; i < n; ++i) dst[i] = T((double(X(i, c)) - mean[i]) * inv_scale[i]);
                 else if (X.rs == 1 && n >= 64) std::memcpy(dst, X.p + c * X.cs, size_t(n) * sizeof(T));
                 else for (idx i = 0; i < n; ++i) dst[i] = X(i, c);  // short columns: no libc call
-                if (sw) ws->Sb[j] = sw[c];
-                if (Y.is_index()) {
-                    ws->Ib[j] = Y.index[c * Y.index_stride];
-                } else {
+                if (order && !Y.is_index()) {
                     T* ydst = ws->Yb + j * m;
                     for (idx i = 0; i < m; ++i) ydst[i] = Y.dense(i, c);
                 }
             }
-            Xb = {ws->Xb, n, nb, 1, n};
+        };
+        CMat<T> Xb = gathered ? CMat<T>{ws->Xb, n, nb, 1, n} : CMat<T>{X.p + s * X.cs, n, nb, X.rs, X.cs};
+        Target<T> Yb;
+        if (order) {
+            for (idx j = 0; j < nb; ++j) {
+                idx c = idx(order[s + j]);
+                if (sw) ws->Sb[j] = sw[c];
+                if (Y.is_index()) ws->Ib[j] = Y.index[c * Y.index_stride];
+            }
             if (Y.is_index()) Yb.index = ws->Ib.data();
             else Yb.dense = {ws->Yb, m, nb, 1, m};
-        } else {  // in order: the batch is a view of X, nothing is copied (unless standardised)
-            Xb = {X.p + s * X.cs, n, nb, X.rs, X.cs};
-            if (mean) {
-                for (idx j = 0; j < nb; ++j)
-                    for (idx i = 0; i < n; ++i)
-                        ws->Xb[i + j * n] = T((double(X(i, s + j)) - mean[i]) * inv_scale[i]);
-                Xb = {ws->Xb, n, nb, 1, n};
-            }
+        } else {  // in order: views of X (unless standardised) and of Y, nothing is copied
             if (Y.is_index()) { Yb.index = Y.index + s * Y.index_stride; Yb.index_stride = Y.index_stride; }
             else Yb.dense = {Y.dense.p + s * Y.dense.cs, m, nb, Y.dense.rs, Y.dense.cs};
         }
@@ -516,12 +643,22 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
                 continue;
             }
         }
-        CMat<T> Yd = dense_targets(*ws, Yb, nb);
+        const int P = split_ok ? parts_for(nb) : 1;
         bool applied;
         double J;
-        {  // not around stop(), which runs Python's signal handlers
-            FlushSubnormals fz;
-            J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied, sb);
+        EpochStats counted;
+        if (P > 1) {
+            J = step_split(*ws, Xb, Yb, gather, loss, opt, nb, sb, P, want_correct, argmax, &applied, counted);
+        } else {
+            gather(0, nb);
+            CMat<T> Yd = dense_targets(*ws, Yb, nb);
+            {  // not around stop(), which runs Python's signal handlers
+                FlushSubnormals fz;
+                J = step_on(*ws, Xb, Yd, loss, opt, nb, &applied, sb);
+            }
+            if (applied && want_correct)
+                count_correct<T>(act_view(*ws, idx(acts_.size()) - 1, nb), Yd, Yb.is_index() ? Yb.index : nullptr,
+                                 Yb.index_stride, argmax, st, sb);
         }
         if (!applied) {
             st.diverged = true;
@@ -531,15 +668,8 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
         st.loss_sum += J * size;
         st.seen += size;
         st.batches += 1;
-        if (want_correct) {
-            const int64_t* index = nullptr;
-            std::vector<int64_t> tmp;
-            if (Yb.is_index()) {
-                if (Yb.index_stride == 1) index = Yb.index;
-                else { tmp.resize(size_t(nb)); for (idx j = 0; j < nb; ++j) tmp[j] = Yb.index[j * Yb.index_stride]; index = tmp.data(); }
-            }
-            count_correct<T>(act_view(*ws, idx(acts_.size()) - 1, nb), Yd, index, argmax, st, sb);
-        }
+        st.right += counted.right;
+        st.judged += counted.judged;
         if (stop && stop()) break;
     }
     release(std::move(ws));

@@ -157,10 +157,21 @@ class Model {
     // Forward, the loss's data term J (returned) and its gradient in the gradient buffer, split
     // over parts_for(d) threads by columns when the batch is large enough.
     double data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train);
+    // Part k of a batch split into P: columns [part_col(k), part_col(k + 1)).
+    static idx part_col(idx k, idx d, int P) { return idx(double(k) * double(d) / double(P)); }
+    void point_parts(Workspace<T>& ws, idx d, int P);
+    double part_grads(Workspace<T>& ws, int k, int P, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s,
+                      double total, bool train);
+    // run_batches' split step: gathering, gradient, penalty and update all on the team.
+    double step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y, const std::function<void(idx, idx)>& gather,
+                      Loss loss, const OptState<T>& opt, idx d, const double* s, int P, bool want_correct,
+                      bool argmax, bool* applied, EpochStats& counted);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);
     double step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d, bool* applied,
                    const double* s = nullptr);
     bool update(const OptState<T>& opt);
+    bool update_range(const OptState<T>& opt, long long t, idx o, idx nk);
+    void undo_range(const OptState<T>& opt, idx o, idx nk);
 };
 
 // True if every element is finite (x - x is NaN exactly for NaN and ±inf); an integer AND

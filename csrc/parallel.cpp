@@ -42,6 +42,30 @@ constexpr auto SPIN = std::chrono::microseconds(200);
 
 std::atomic<long long> g_min_cols{32}, g_min_macs{1 << 20};
 
+// A barrier for the n threads of one team run: all of them are running (the run handed each a
+// part), so the wait spins, and yields only if it lasts (a descheduled thread on a busy machine).
+class SpinBarrier {
+   public:
+    void reset(int n) { n_ = n; }
+    void wait() {
+        const uint64_t g = gen_.load(std::memory_order_acquire);
+        if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+            count_.store(0, std::memory_order_relaxed);
+            gen_.fetch_add(1, std::memory_order_release);
+            return;
+        }
+        for (int k = 0; gen_.load(std::memory_order_acquire) == g; ++k) {
+            if (k < 4096) cpu_relax();
+            else std::this_thread::yield();
+        }
+    }
+
+   private:
+    int n_ = 1;
+    std::atomic<int> count_{0};
+    std::atomic<uint64_t> gen_{0};
+};
+
 class Team {
    public:
     // Runs f(1..n-1) on workers (growing the team to n-1 of them) and f(0) here.
@@ -66,6 +90,7 @@ class Team {
         }
     }
     std::mutex busy;  // one run at a time
+    SpinBarrier barrier;  // between the phases of run_phases
 
    private:
     std::vector<std::thread> workers_;
@@ -204,6 +229,29 @@ void blas_jobs(int, openblas_dojob_callback dojob, int numjobs, size_t elsize, v
 }  // namespace
 
 void install_blas_threads() { scipy_openblas_set_threads_callback_function(&blas_jobs); }
+
+void run_phases(int n, const std::function<void(int)>* phases, int count) {
+    if (count == 1) return run_parts(n, phases[0]);
+    if (n <= 1) {
+        for (int p = 0; p < count; ++p)
+            if (n == 1) phases[p](0);
+        return;
+    }
+    State& s = state();
+    std::unique_lock<std::mutex> lock(s.team.busy, std::try_to_lock);
+    if (!lock.owns_lock()) {
+        for (int p = 0; p < count; ++p)
+            for (int k = 0; k < n; ++k) phases[p](k);
+        return;
+    }
+    s.team.barrier.reset(n);
+    s.team.run(n, [&](int k) {
+        for (int p = 0; p < count; ++p) {
+            if (p > 0) s.team.barrier.wait();
+            phases[p](k);
+        }
+    });
+}
 
 Grain parallel_grain() { return {g_min_cols.load(), g_min_macs.load()}; }
 

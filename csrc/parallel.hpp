@@ -39,6 +39,12 @@ class BlasOnOneThread {
 // throw. Call it inside a BlasOnOneThread.
 void run_parts(int n, const std::function<void(int)>& f);
 
+// Phases of parts: phases[0](k) for every part k, then phases[1](k) for every k, and so on. On
+// the team each part's thread runs its k through every phase, with a barrier between phases;
+// when the team is busy the calling thread runs every phase of every part in turn. Either way a
+// phase sees everything every earlier phase wrote.
+void run_phases(int n, const std::function<void(int)>* phases, int count);
+
 // The grain below which a step is not split (tests lower it to split small networks):
 // every part gets at least min_cols examples and min_macs multiply-adds of the step's products.
 struct Grain {

@@ -80,6 +80,41 @@ def test_split_fit_equals_the_reference(core, case, threads):
 
 
 @pytest.mark.parametrize("case", list(CASES))
+def test_split_fit_is_a_loop_of_split_train_steps(core, case):
+    """fit runs its split steps on the team from gathering to update (parameters by ranges, the
+    penalty's gradient added by ranges); train_step sums the same gradients and updates in one
+    pass: the weights are the same bits."""
+    sizes, _, _, loss, opt, *_, kind = CASES[case]
+    X, Y = _data(kind, 40, sizes[-1], np.random.default_rng(6))
+    pynn.set_num_threads(2)
+    a, b = _net(case, "cpp"), _net(case, "cpp")
+    oa, ob = opt(), opt()
+    a.fit(X.T, Y, loss=loss, optimizer=oa, epochs=2, batch_size=8, shuffle=False)
+    for _ in range(2):
+        for j in range(0, 40, 8):
+            b.train_step(X.T[:, j:j + 8], Y[..., j:j + 8], loss, ob)
+    assert np.array_equal(a._params, b._params)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: pynn.SGD(1e38), lambda: pynn.Adam(1e38)], ids=["sgd", "adam"])
+def test_a_split_step_that_overflows_changes_nothing(core, optimizer):
+    """An update that overflows in any range is taken back in every range (and Adam's count)."""
+    X, y = _data("index", 64, 4, np.random.default_rng(7))
+    pynn.set_num_threads(2)
+    net = _net("softmax-ce-index-adam-l2", "cpp", np.float32)
+    net.layers[0].W *= 1e30  # large weights: a step of lr 1e38 overflows some of them
+    before = net._params.copy()
+    opt = optimizer()
+    with pytest.raises(pynn.Diverged):
+        net.fit(X.T, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=32)
+    assert np.array_equal(net._params, before)
+    state = opt._state[net]
+    for v in state.values():  # velocity or moments all zero again, Adam's step count 0
+        if isinstance(v, np.ndarray):
+            assert not v.any()
+
+
+@pytest.mark.parametrize("case", list(CASES))
 def test_split_gradient_and_step_equal_the_reference(core, case):
     sizes, _, _, loss, opt, *_, kind = CASES[case]
     X, Y = _data(kind, 9, sizes[-1], np.random.default_rng(1))
