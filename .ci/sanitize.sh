@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AddressSanitizer + UndefinedBehaviorSanitizer: build the compiled core with
 # -DPYNN_SANITIZE=ON into a scratch directory and run the test suite, then a longer fuzz of
-# pynn._core, against it. Any sanitizer report fails the step.
+# pynn._core, against it; then ThreadSanitizer over the thread team. Any sanitizer report fails
+# the step.
 #
 # Needs: the active environment with pynn's test dependencies (as .ci/run leaves it), gcc,
 # and PyPI for pip's isolated build (scikit-build-core, pybind11, scipy-openblas32).
@@ -54,6 +55,22 @@ run pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" "$
 echo "::: sanitize: pynn._core fuzzed, 2000 cases per entry point, under ASan + UBSan"
 run env PYNN_FUZZ_EXAMPLES=2000 pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" \
     "$repo/tests/test_fuzz_core.py" "$repo/tests/test_concurrency.py"
+
+echo "::: sanitize: the thread team and split steps under ThreadSanitizer (tests/cpp/team_tsan.cpp)"
+# A C++ driver, since TSan cannot start inside an uninstrumented Python. The kernels' AVX2 clones
+# are chosen by ifunc resolvers that run before TSan is initialised (instrumented, they crash),
+# so the kernels are built plain and only the code that runs threads is instrumented.
+inc="$(python -c 'import scipy_openblas32 as s; print(s.get_include_dir())')"
+lib="$(python -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')"
+flags=(-std=c++17 -O1 -g -fno-math-errno -ffp-contract=off -I"$repo/csrc" -I"$inc")
+objs=()
+for f in dense activations losses optim dropout fastmath; do
+    g++ "${flags[@]}" -c "$repo/csrc/$f.cpp" -o "$scratch/$f.o"
+    objs+=("$scratch/$f.o")
+done
+g++ "${flags[@]}" -fsanitize=thread "$repo/tests/cpp/team_tsan.cpp" "$repo/csrc/model.cpp" "$repo/csrc/parallel.cpp" \
+    "${objs[@]}" -L"$lib" -lscipy_openblas -Wl,-rpath,"$lib" -pthread -o "$scratch/team_tsan"
+TSAN_OPTIONS="halt_on_error=1" "$scratch/team_tsan"
 
 if ls "$logs".* >/dev/null 2>&1; then
     echo "sanitizer reports:"; cat "$logs".*; exit 1
