@@ -56,7 +56,7 @@ echo "::: sanitize: pynn._core fuzzed, 2000 cases per entry point, under ASan + 
 run env PYNN_FUZZ_EXAMPLES=2000 pytest -q -p no:cacheprovider --rootdir "$repo" -c "$repo/pyproject.toml" \
     "$repo/tests/test_fuzz_core.py" "$repo/tests/test_concurrency.py"
 
-echo "::: sanitize: the thread team and split steps under ThreadSanitizer (tests/cpp/team_tsan.cpp)"
+echo "::: sanitize: the thread team and split steps under ThreadSanitizer, and no allocation per split step (tests/cpp/team_tsan.cpp)"
 # A C++ driver, since TSan cannot start inside an uninstrumented Python. The kernels' AVX2 clones
 # are chosen by ifunc resolvers that run before TSan is initialised (instrumented, they crash),
 # so the kernels are built plain and only the code that runs threads is instrumented.

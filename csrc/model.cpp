@@ -503,7 +503,7 @@ static void count_correct(CMat<T> Yhat, CMat<T> Y, const int64_t* index, idx ist
 // penalty term summed by ranges.
 template <class T>
 double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
-                            const std::function<void(idx, idx)>& gather, Loss loss, const OptState<T>& opt, idx d,
+                            FnRef<void(idx, idx)> gather, Loss loss, const OptState<T>& opt, idx d,
                             const double* s, int P, bool want_correct, bool argmax, bool* applied,
                             EpochStats& counted) {
     const idx n = n_params_, m = n_out();
@@ -529,45 +529,47 @@ double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
         for (int k = 0; k < P; ++k) all = all && finite[k];
         return std::make_pair(J, all);
     };
-    const std::function<void(int)> phases[3] = {
-        [&](int k) {
-            FlushSubnormals fz;
-            const idx c0 = part_col(k, d, P), c1 = part_col(k + 1, d, P);
-            gather(c0, c1);
-            if (Y.is_index()) {  // one-hot targets of these columns
-                std::fill(ws.Yb + c0 * m, ws.Yb + c1 * m, T(0));
-                for (idx j = c0; j < c1; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
-            }
-            Jk[k] = part_grads(ws, k, P, X, Yd, loss, d, s, total, true);
-            if (want_correct) {
-                auto cols = [&](CMat<T> a) { return CMat<T>{a.p + c0 * a.cs, a.rows, c1 - c0, a.rs, a.cs}; };
-                count_correct<T>(cols(Yhat), cols(Yd), Y.is_index() ? Y.index + c0 * Y.index_stride : nullptr,
-                                 Y.index_stride, argmax, cnt[k], s ? s + c0 : nullptr);
-            }
-        },
-        [&](int k) {
-            FlushSubnormals fz;
-            const idx o0 = range(k), o1 = range(k + 1);
-            for (int j = 1; j < P; ++j) {
-                const T* gj = ws.part_grads.data() + (j - 1) * n;
-                for (idx i = o0; i < o1; ++i) grads_[i] += gj[i];
-            }
-            pen[k] = 0;
-            for (size_t l = 0; l < l1_.size(); ++l) {  // the penalised weights within this range
-                if (l1_[l] == 0 && l2_[l] == 0) continue;
-                idx w0 = W_[l].p - params_, w1 = w0 + W_[l].rows * W_[l].cols;
-                idx a = std::max(w0, o0), b = std::min(w1, o1);
-                if (a < b) pen[k] += penalty_step<T>(params_ + a, b - a, l1_[l], l2_[l], grads_ + a);
-            }
-            finite[k] = !check_grads || finite_n(grads_ + o0, o1 - o0);
-        },
-        [&](int k) {
-            FlushSubnormals fz;
-            const idx o0 = range(k), o1 = range(k + 1);
-            ok[k] = true;
-            if (go().second) ok[k] = update_range(opt, t, o0, o1 - o0);
-        },
+    // phase 1, part k: its columns
+    auto columns = [&](int k) {
+        FlushSubnormals fz;
+        const idx c0 = part_col(k, d, P), c1 = part_col(k + 1, d, P);
+        gather(c0, c1);
+        if (Y.is_index()) {  // one-hot targets of these columns
+            std::fill(ws.Yb + c0 * m, ws.Yb + c1 * m, T(0));
+            for (idx j = c0; j < c1; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
+        }
+        Jk[k] = part_grads(ws, k, P, X, Yd, loss, d, s, total, true);
+        if (want_correct) {
+            auto cols = [&](CMat<T> a) { return CMat<T>{a.p + c0 * a.cs, a.rows, c1 - c0, a.rs, a.cs}; };
+            count_correct<T>(cols(Yhat), cols(Yd), Y.is_index() ? Y.index + c0 * Y.index_stride : nullptr,
+                             Y.index_stride, argmax, cnt[k], s ? s + c0 : nullptr);
+        }
     };
+    // phase 2, range k of the parameters: the gradients summed, the penalty added
+    auto ranges = [&](int k) {
+        FlushSubnormals fz;
+        const idx o0 = range(k), o1 = range(k + 1);
+        for (int j = 1; j < P; ++j) {
+            const T* gj = ws.part_grads.data() + (j - 1) * n;
+            for (idx i = o0; i < o1; ++i) grads_[i] += gj[i];
+        }
+        pen[k] = 0;
+        for (size_t l = 0; l < l1_.size(); ++l) {  // the penalised weights within this range
+            if (l1_[l] == 0 && l2_[l] == 0) continue;
+            idx w0 = W_[l].p - params_, w1 = w0 + W_[l].rows * W_[l].cols;
+            idx a = std::max(w0, o0), b = std::min(w1, o1);
+            if (a < b) pen[k] += penalty_step<T>(params_ + a, b - a, l1_[l], l2_[l], grads_ + a);
+        }
+        finite[k] = !check_grads || finite_n(grads_ + o0, o1 - o0);
+    };
+    // phase 3, range k: the update
+    auto apply = [&](int k) {
+        FlushSubnormals fz;
+        const idx o0 = range(k), o1 = range(k + 1);
+        ok[k] = true;
+        if (go().second) ok[k] = update_range(opt, t, o0, o1 - o0);
+    };
+    const FnRef<void(int)> phases[3] = {columns, ranges, apply};
     run_phases(P, phases, 3);
     auto [J, finite_all] = go();
     bool all_ok = finite_all;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "parallel.hpp"
 
 namespace pynn {
 
@@ -163,7 +164,7 @@ class Model {
     double part_grads(Workspace<T>& ws, int k, int P, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s,
                       double total, bool train);
     // run_batches' split step: gathering, gradient, penalty and update all on the team.
-    double step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y, const std::function<void(idx, idx)>& gather,
+    double step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y, FnRef<void(idx, idx)> gather,
                       Loss loss, const OptState<T>& opt, idx d, const double* s, int P, bool want_correct,
                       bool argmax, bool* applied, EpochStats& counted);
     CMat<T> dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d);

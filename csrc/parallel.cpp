@@ -61,7 +61,7 @@ constexpr int low(uint64_t word) { return int(word & 0xffffffffu); }
 class Team {
    public:
     // Runs f(1..n-1) on workers (growing the team to n-1 of them) and f(0) here.
-    void run_fixed(int n, const std::function<void(int)>& f) {
+    void run_fixed(int n, FnRef<void(int)> f) {
         grow(n - 1);
         pending_.store(int(workers_.size()), std::memory_order_relaxed);
         publish(/*claimed=*/false, &f, n, 0);
@@ -74,7 +74,7 @@ class Team {
     }
 
     // phases[p](k) for parts k < n, phase by phase, by whichever thread takes part k.
-    void run_claimed(int n, const std::function<void(int)>* phases, int count) {
+    void run_claimed(int n, const FnRef<void(int)>* phases, int count) {
         grow(n - 1);
         const uint64_t r = gen_.load(std::memory_order_relaxed) + 1;
         for (int p = 0; p < count; ++p) {  // published with the run (gen_'s release)
@@ -94,7 +94,7 @@ class Team {
     struct Desc {
         uint64_t run;
         bool claimed;
-        const std::function<void(int)>* fn;
+        const FnRef<void(int)>* fn;
         int n, count;
     };
     std::vector<std::thread> workers_;
@@ -104,7 +104,7 @@ class Team {
     std::atomic<int> pending_{0}, sleeping_{0};
     std::atomic<uint64_t> seq_{0}, run_{0};
     std::atomic<bool> claimed_{false};
-    std::atomic<const std::function<void(int)>*> fn_{nullptr};
+    std::atomic<const FnRef<void(int)>*> fn_{nullptr};
     std::atomic<int> parts_{0}, phases_{0};
     std::atomic<uint64_t> claim_[MAX_PHASES], done_[MAX_PHASES];
 
@@ -115,7 +115,7 @@ class Team {
         }
     }
 
-    void publish(bool claimed, const std::function<void(int)>* fn, int n, int count) {
+    void publish(bool claimed, const FnRef<void(int)>* fn, int n, int count) {
         const uint64_t r = gen_.load(std::memory_order_relaxed) + 1;
         // a reader that sees any field stored here also sees seq_ odd (release stores), and
         // reads seq_ again after the fields (acquire loads): then it retries
@@ -252,9 +252,9 @@ BlasOnOneThread::~BlasOnOneThread() {
     if (--s.blas_depth == 0 && s.blas_saved != 1) blas_set_num_threads(s.blas_saved);
 }
 
-void run_parts(int n, const std::function<void(int)>& f) { run_phases(n, &f, 1); }
+void run_parts(int n, FnRef<void(int)> f) { run_phases(n, &f, 1); }
 
-void run_phases(int n, const std::function<void(int)>* phases, int count) {
+void run_phases(int n, const FnRef<void(int)>* phases, int count) {
     if (n <= 1) {
         for (int p = 0; p < count && n == 1; ++p) phases[p](0);
         return;

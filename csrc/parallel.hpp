@@ -11,9 +11,30 @@
 // same computation wherever it runs, and when the team is busy (another network training in
 // another thread) the parts run one after another on the calling thread instead.
 #pragma once
-#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
 
 namespace pynn {
+
+// A reference to a callable, owning nothing: what the team's calls take instead of
+// std::function, which heap-allocates a lambda that captures more than two references — every
+// training step would allocate. The callable must outlive the call it is handed to.
+template <class Sig>
+class FnRef;
+template <class R, class... A>
+class FnRef<R(A...)> {
+   public:
+    template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FnRef>>>
+    FnRef(F&& f)  // NOLINT: implicit, like std::function's
+        : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+          call_([](void* o, A... a) -> R { return (*static_cast<std::remove_reference_t<F>*>(o))(a...); }) {}
+    R operator()(A... a) const { return call_(obj_, a...); }
+
+   private:
+    void* obj_;
+    R (*call_)(void*, A...);
+};
 
 // pynn's thread count (pynn.set_num_threads): the compiled core's OpenBLAS count, and the parts
 // a large training step is split into.
@@ -37,13 +58,13 @@ class BlasOnOneThread {
 // f(0), ..., f(n-1), returning when all are done: f(0) on the calling thread, the others on the
 // team's workers when the team is free, else one after another on the calling thread. f must not
 // throw. Call it inside a BlasOnOneThread.
-void run_parts(int n, const std::function<void(int)>& f);
+void run_parts(int n, FnRef<void(int)> f);
 
 // Phases of parts: phases[0](k) for every part k, then phases[1](k) for every k, and so on. On
 // the team each part's thread runs its k through every phase, with a barrier between phases;
 // when the team is busy the calling thread runs every phase of every part in turn. Either way a
 // phase sees everything every earlier phase wrote.
-void run_phases(int n, const std::function<void(int)>* phases, int count);
+void run_phases(int n, const FnRef<void(int)>* phases, int count);
 
 // The grain below which a step is not split (tests lower it to split small networks):
 // every part gets at least min_cols examples and min_macs multiply-adds of the step's products.
