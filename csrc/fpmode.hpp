@@ -1,11 +1,16 @@
-// Subnormal numbers flushed to zero for the duration of a fused call, on the calling thread only.
+// Subnormal results flushed to zero for the duration of a fused call, on the calling thread only.
 //
 // Why: an x86 core takes a microcode assist (~100+ cycles) for every float op that reads or
 // produces a subnormal. Training with an L2 penalty drives the weights of dead ReLU units
 // towards zero geometrically, through the subnormal range (below 1.2e-38 in float32), and then
 // every product touching them is slow: scikit-learn's default MLP set-up on make_friedman1 ran
-// 2.3x slower in float32 than in float64 on an Intel Xeon here. With FTZ/DAZ a value that
-// small is 0, which changes no result above 1e-38 (float32) or 2e-308 (float64).
+// 2.1x slower in float32 than in float64 on an Intel Xeon here. With FTZ an operation whose
+// exact result would be subnormal gives 0, so training never makes a subnormal number and never
+// reads one it made; this changes no result above 1.2e-38 (float32) or 2.2e-308 (float64).
+//
+// Only FTZ, not DAZ: subnormal operands are still read as what they are. A subnormal value a
+// user hands in (a clip_norm of 1e-311, say) then compares and computes as itself, not as 0
+// (with DAZ `clip_norm > 0` was false, and clipping was off).
 //
 // The guard saves MXCSR on entry and restores it on exit, so no other code (Python, NumPy, the
 // user's own extensions) ever runs in this mode: a process-wide flush-to-zero is the very side
@@ -20,11 +25,11 @@ namespace pynn {
 class FlushSubnormals {
    public:
 #if defined(__x86_64__) || defined(_M_X64)
-    FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | FTZ | DAZ); }
+    FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | FTZ); }
     ~FlushSubnormals() { _mm_setcsr(saved_); }
 
    private:
-    static constexpr unsigned FTZ = 0x8000, DAZ = 0x0040;  // MXCSR bits 15 and 6
+    static constexpr unsigned FTZ = 0x8000;  // MXCSR bit 15 (DAZ, bit 6, stays as the caller has it)
     unsigned saved_;
 #else
     FlushSubnormals() = default;

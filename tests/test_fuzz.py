@@ -93,15 +93,18 @@ def output_stem(net) -> str:
 def forward_bound(net, X64):
     """Float64 forward pass, with an elementwise bound on the rounding error of any backend in
     units of the dtype's precision: each layer adds |W||A_prev| + |b| (the product and bias)
-    to |W| times the error it was handed, and each activation (Lipschitz ≤ 1) adds |A|.
-    Returns (logits Z_L, outputs A_L, bound on Z_L's error, bound on A_L's error)."""
+    to |W| times the error it was handed, and each activation (Lipschitz ≤ 1) adds |A|. The
+    compiled core flushes subnormal results to zero (csrc/fpmode.hpp), each an absolute error
+    below the dtype's smallest normal number: n_in + 2 of them a layer (products, sums, bias,
+    activation). Returns (logits Z_L, outputs A_L, bound on Z_L's error, bound on A_L's error)."""
     A, E = X64, np.abs(X64)
+    flush = float(np.finfo(net.dtype).tiny) / NET_TOL[net.dtype]  # in the same units
     with np.errstate(all="ignore"):
         for layer in net.layers:
             W, b = layer.W.astype(np.float64), layer.b.astype(np.float64)
             Z = np.empty((W.shape[0], A.shape[1]))
             ref.dense_forward(W, A, b, Z)
-            E = np.abs(W) @ E + np.abs(W) @ np.abs(A) + np.abs(b)
+            E = np.abs(W) @ E + np.abs(W) @ np.abs(A) + np.abs(b) + (W.shape[1] + 2) * flush
             stem = STEM.get(layer.activation, layer.activation)
             A_next = np.empty_like(Z)
             getattr(ref, f"{stem}_forward")(Z, A_next)

@@ -264,8 +264,9 @@ def test_threaded_products_run_on_the_team(core):
 
 # ------------------------------------------------------------------ floating-point mode
 def test_fused_calls_flush_subnormals_and_leave_no_trace():
-    """The compiled core's fused calls treat float32 subnormals as zero (an x86 core takes a
-    microcode assist for each), and put the caller's mode back: NumPy still makes subnormals."""
+    """The compiled core's fused calls flush subnormal results to zero (an x86 core takes a
+    microcode assist for each), and put the caller's mode back: NumPy still makes subnormals.
+    A subnormal operand is read as itself (no DAZ): 1e-40 · 1e30 is 1e-10, not 0."""
     backend_module("cpp")
     tiny = np.float32(1e-40)  # subnormal in float32
     net = pynn.Network([pynn.Dense(3, 2, "linear", init=([[tiny, 0, 0], [1, 1, 1]], [[0], [0]]))], backend="cpp")
@@ -276,3 +277,5 @@ def test_fused_calls_flush_subnormals_and_leave_no_trace():
     J, grads = net.loss_and_grads(X, np.zeros((2, 5), np.float32), "mse")
     assert grads[0][0][0, 0] == 0 and J == pytest.approx(4.5)
     assert (net.layers[0].W @ X)[0, 0] == tiny  # the caller's mode is back: NumPy still makes subnormals
+    big = np.full((3, 5), 1e30, np.float32)
+    np.testing.assert_allclose(net.predict(big)[0], (net.layers[0].W @ big)[0], rtol=1e-6)  # ~1e-10
