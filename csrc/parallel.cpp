@@ -51,12 +51,14 @@ std::atomic<long long> g_min_cols{32}, g_min_macs{1 << 20};
 // waiting: with parts handed out by thread, a two-thread step ran 2.4x slower than one thread
 // there. A part gives the same result on whichever thread runs it.
 //
-// Claim and done counters carry the run's number in their high 32 bits, so a worker that comes
-// late to a run that has ended finds nothing to take, and never touches the ended run's work.
+// Claim and done counters carry the run's number (mod 2^32) in their high 32 bits, so a worker
+// that comes late to a run that has ended finds nothing to take, and never touches the ended
+// run's work.
 constexpr int MAX_PHASES = 4;
-constexpr uint64_t tag(uint64_t run) { return run << 32; }
-constexpr uint64_t run_of(uint64_t word) { return word >> 32; }
+constexpr uint64_t tag(uint64_t run) { return (run & 0xffffffffu) << 32; }
+constexpr bool of_run(uint64_t word, uint64_t run) { return (word >> 32) == (run & 0xffffffffu); }
 constexpr int low(uint64_t word) { return int(word & 0xffffffffu); }
+static_assert(of_run(tag(0x1234567890ull) + 5, 0x1234567890ull), "the run's number survives its wrap");
 
 class Team {
    public:
@@ -85,9 +87,6 @@ class Team {
         take_parts({r, true, phases, n, count});
     }
 
-    std::mutex busy;  // one run at a time
-
-   private:
     // What a run is, as the workers read it: written only by the caller that holds `busy`,
     // under a sequence lock (odd while being written), since a late worker may read it while
     // the next run's is being written.
@@ -115,8 +114,14 @@ class Team {
         }
     }
 
-    void publish(bool claimed, const FnRef<void(int)>* fn, int n, int count) {
-        const uint64_t r = gen_.load(std::memory_order_relaxed) + 1;
+    // For tests: the next run is numbered `skip` later (to reach the counters' wrap at 2^32).
+    void skip_runs(uint64_t skip) { publish(/*claimed=*/true, nullptr, 0, 0, skip); }
+
+    std::mutex busy;  // one run at a time
+
+   private:
+    void publish(bool claimed, const FnRef<void(int)>* fn, int n, int count, uint64_t skip = 0) {
+        const uint64_t r = gen_.load(std::memory_order_relaxed) + 1 + skip;
         // a reader that sees any field stored here also sees seq_ odd (release stores), and
         // reads seq_ again after the fields (acquire loads): then it retries
         seq_.fetch_add(1, std::memory_order_relaxed);  // odd: being written
@@ -150,7 +155,7 @@ class Team {
         for (int p = 0; p < d.count; ++p) {
             for (;;) {
                 uint64_t w = claim_[p].load(std::memory_order_acquire);
-                if (run_of(w) != d.run) return;
+                if (!of_run(w, d.run)) return;
                 if (low(w) >= d.n) break;
                 if (claim_[p].compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) {
                     d.fn[p](low(w));
@@ -160,7 +165,7 @@ class Team {
             auto t0 = std::chrono::steady_clock::now();
             for (int k = 0;; ++k) {  // a part still running elsewhere: wait for it
                 uint64_t w = done_[p].load(std::memory_order_acquire);
-                if (run_of(w) != d.run || low(w) >= d.n) break;
+                if (!of_run(w, d.run) || low(w) >= d.n) break;
                 if (k % 64 == 63 && std::chrono::steady_clock::now() - t0 > SPIN) std::this_thread::yield();
                 else cpu_relax();
             }
@@ -302,6 +307,12 @@ void blas_jobs(int, openblas_dojob_callback dojob, int numjobs, size_t elsize, v
     for (auto& t : extra) t.join();
 }
 }  // namespace
+
+void skip_team_runs(unsigned long long n) {
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.team.busy);
+    s.team.skip_runs(n);
+}
 
 void install_blas_threads() { scipy_openblas_set_threads_callback_function(&blas_jobs); }
 

@@ -11,6 +11,7 @@
 // same computation wherever it runs, and when the team is busy (another network training in
 // another thread) the parts run one after another on the calling thread instead.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -43,6 +44,9 @@ void set_num_threads(int n);
 
 // Hands OpenBLAS's parallel jobs to the team (called once, when the module loads).
 void install_blas_threads();
+
+// For tests: numbers the team's next run n later, so a test reaches the wrap of its counters.
+void skip_team_runs(unsigned long long n);
 
 // While one lives, pynn's OpenBLAS runs every call on its calling thread (count 1), so that
 // products called from several threads neither oversubscribe the cores nor round differently
