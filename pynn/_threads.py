@@ -19,7 +19,8 @@ def _apply_numba(n: int) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in the compiled kernels' BLAS and in the Numba kernels.
+    """Use ``n`` threads in the compiled kernels' BLAS, in the Numba kernels, and for the parts a
+    large training step of the compiled core is split into (README, "Two cores in one step").
 
     NumPy's own BLAS (used by the ``numpy`` reference backend) is left alone: it is NumPy's.
 
