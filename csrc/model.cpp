@@ -228,12 +228,32 @@ void Model<T>::backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d
 }
 
 template <class T>
-double Model<T>::add_penalty() {
-    double pen = 0;  // the weight penalty and its gradient, in one pass over each W
-    for (size_t l = 0; l < l1_.size(); ++l)
-        if (l1_[l] != 0 || l2_[l] != 0)
-            pen += penalty_step<T>(W_[l].p, W_[l].rows * W_[l].cols, l1_[l], l2_[l], dW_[l].p);
+double Model<T>::add_penalty(idx o0, idx o1) {
+    double pen = 0;  // the weight penalty and its gradient, in one pass over each W (within [o0, o1))
+    for (size_t l = 0; l < l1_.size(); ++l) {
+        if (l1_[l] == 0 && l2_[l] == 0) continue;
+        idx w0 = W_[l].p - params_, w1 = w0 + W_[l].rows * W_[l].cols;
+        idx a = std::max(w0, o0), b = std::min(w1, o1);
+        if (a < b) pen += penalty_step<T>(params_ + a, b - a, l1_[l], l2_[l], grads_ + a);
+    }
     return pen;
+}
+
+// Σ s over d examples (sample weights), or d without weights: what a mean over them divides by.
+static double weight_sum(const double* s, idx d) {
+    if (!s) return double(d);
+    double total = 0;
+    for (idx j = 0; j < d; ++j) total += s[j];
+    return total;
+}
+
+// grads_[o0:o1] += the gradients of parts 1..P-1, in part order (part 0 wrote grads_ itself).
+template <class T>
+void Model<T>::sum_part_grads(const Workspace<T>& ws, int P, idx o0, idx o1) {
+    for (int k = 1; k < P; ++k) {
+        const T* gk = ws.part_grads.data() + (k - 1) * n_params_;
+        for (idx i = o0; i < o1; ++i) grads_[i] += gk[i];
+    }
 }
 
 // How many parts a step on d examples is split into: pynn's thread count, unless a part would
@@ -286,8 +306,7 @@ double Model<T>::part_grads(Workspace<T>& ws, int k, int P, CMat<T> X, CMat<T> Y
     const idx n = n_params_, c0 = part_col(k, d, P), nk = part_col(k + 1, d, P) - c0;
     T* g = k == 0 ? grads_ : ws.part_grads.data() + (k - 1) * n;
     const double* sk = s ? s + c0 : nullptr;
-    double share = double(nk);
-    if (sk) { share = 0; for (idx j = 0; j < nk; ++j) share += sk[j]; }
+    const double share = weight_sum(sk, nk);
     if (share == 0) {  // every weight in this part is 0: it adds nothing
         std::fill(g, g + n, T(0));
         return 0;
@@ -309,10 +328,8 @@ double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, i
         backward(ws, X, Y, loss, d, s, train, grads_, T(1));
         return J;
     }
-    const idx n = n_params_;
     point_parts(ws, d, P);
-    double total = double(d);
-    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
+    const double total = weight_sum(s, d);
     double Jk[MAX_PARTS] = {};
     {
         BlasOnOneThread one;
@@ -323,20 +340,23 @@ double Model<T>::data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, i
     }
     double J = 0;
     for (int k = 0; k < P; ++k) J += Jk[k];
-    for (int k = 1; k < P; ++k) {  // the sum of the parts' gradients, in part order
-        const T* gk = ws.part_grads.data() + (k - 1) * n;
-        for (idx i = 0; i < n; ++i) grads_[i] += gk[i];
-    }
+    sum_part_grads(ws, P, 0, n_params_);
     return J;
 }
 
 template <class T>
 CMat<T> Model<T>::dense_targets(Workspace<T>& ws, const Target<T>& Y, idx d) {
     if (!Y.is_index()) return Y.dense;
-    idx m = n_out();
-    std::fill(ws.Yb, ws.Yb + m * d, T(0));
-    for (idx j = 0; j < d; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
-    return {ws.Yb, m, d, 1, m};
+    one_hot(ws, Y, 0, d);
+    return {ws.Yb, n_out(), d, 1, n_out()};
+}
+
+// Columns [c0, c1) of the one-hot targets of class indices Y, into the workspace.
+template <class T>
+void Model<T>::one_hot(Workspace<T>& ws, const Target<T>& Y, idx c0, idx c1) {
+    const idx m = n_out();
+    std::fill(ws.Yb + c0 * m, ws.Yb + c1 * m, T(0));
+    for (idx j = c0; j < c1; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
 }
 
 template <class T>
@@ -348,7 +368,7 @@ double Model<T>::loss(CMat<T> X, const Target<T>& Y, Loss loss, bool grads, cons
     double J;
     if (grads) {
         J = data_grads(*ws, X, Yd, loss, d, s, false);
-        J += add_penalty();  // the penalty comes with its gradient
+        J += add_penalty(0, n_params_);  // the penalty comes with its gradient
     } else {
         forward_train(*ws, X, d);
         J = loss_value(*ws, Yd, loss, d, s, true);
@@ -428,7 +448,7 @@ template <class T>
 double Model<T>::step_on(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, const OptState<T>& opt, idx d,
                          bool* applied, const double* s) {
     double J = data_grads(ws, X, Y, loss, d, s, true);
-    J += add_penalty();  // the penalty comes with its gradient
+    J += add_penalty(0, n_params_);  // the penalty comes with its gradient
     if (drop_step_) ++*drop_step_;  // the next step draws new masks
     // A step whose loss or gradient is not finite changes nothing.
     // Adam without clipping needs no separate pass over the gradient: a non-finite one makes the
@@ -509,8 +529,7 @@ double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
     const idx n = n_params_, m = n_out();
     point_parts(ws, d, P);
     undo_.resize(size_t(4 * n));
-    double total = double(d);
-    if (s) { total = 0; for (idx j = 0; j < d; ++j) total += s[j]; }
+    const double total = weight_sum(s, d);
     CMat<T> Yd = Y.is_index() ? CMat<T>{ws.Yb, m, d, 1, m} : Y.dense;
     CMat<T> Yhat = act_view(ws, idx(acts_.size()) - 1, d);
     // parameter ranges on 64-byte boundaries, so no two threads write one cache line
@@ -534,10 +553,7 @@ double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
         FlushSubnormals fz;
         const idx c0 = part_col(k, d, P), c1 = part_col(k + 1, d, P);
         gather(c0, c1);
-        if (Y.is_index()) {  // one-hot targets of these columns
-            std::fill(ws.Yb + c0 * m, ws.Yb + c1 * m, T(0));
-            for (idx j = c0; j < c1; ++j) ws.Yb[j * m + Y.index[j * Y.index_stride]] = T(1);
-        }
+        if (Y.is_index()) one_hot(ws, Y, c0, c1);
         Jk[k] = part_grads(ws, k, P, X, Yd, loss, d, s, total, true);
         if (want_correct) {
             auto cols = [&](CMat<T> a) { return CMat<T>{a.p + c0 * a.cs, a.rows, c1 - c0, a.rs, a.cs}; };
@@ -549,17 +565,8 @@ double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
     auto ranges = [&](int k) {
         FlushSubnormals fz;
         const idx o0 = range(k), o1 = range(k + 1);
-        for (int j = 1; j < P; ++j) {
-            const T* gj = ws.part_grads.data() + (j - 1) * n;
-            for (idx i = o0; i < o1; ++i) grads_[i] += gj[i];
-        }
-        pen[k] = 0;
-        for (size_t l = 0; l < l1_.size(); ++l) {  // the penalised weights within this range
-            if (l1_[l] == 0 && l2_[l] == 0) continue;
-            idx w0 = W_[l].p - params_, w1 = w0 + W_[l].rows * W_[l].cols;
-            idx a = std::max(w0, o0), b = std::min(w1, o1);
-            if (a < b) pen[k] += penalty_step<T>(params_ + a, b - a, l1_[l], l2_[l], grads_ + a);
-        }
+        sum_part_grads(ws, P, o0, o1);
+        pen[k] = add_penalty(o0, o1);
         finite[k] = !check_grads || finite_n(grads_ + o0, o1 - o0);
     };
     // phase 3, range k: the update

@@ -153,8 +153,11 @@ class Model {
     // `scale` (a part's share of the batch); forward_train must have run on the same columns.
     void backward(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train, T* g,
                   T scale);
-    // Adds the weight penalty's gradient to the gradient buffer; returns the penalty (0 without one).
-    double add_penalty();
+    // Adds the weight penalty's gradient to the gradient buffer for the parameters [o0, o1) of the
+    // flat buffer; returns their penalty (0 without one).
+    double add_penalty(idx o0, idx o1);
+    void sum_part_grads(const Workspace<T>& ws, int P, idx o0, idx o1);
+    void one_hot(Workspace<T>& ws, const Target<T>& Y, idx c0, idx c1);
     // Forward, the loss's data term J (returned) and its gradient in the gradient buffer, split
     // over parts_for(d) threads by columns when the batch is large enough.
     double data_grads(Workspace<T>& ws, CMat<T> X, CMat<T> Y, Loss loss, idx d, const double* s, bool train);

@@ -40,6 +40,17 @@ inline void cpu_relax() {
 // for the workers before it yields: a training loop's next step comes within this.
 constexpr auto SPIN = std::chrono::microseconds(200);
 
+// Waits for done() by spinning, yielding the core once the wait outlasts SPIN (a thread it
+// waits for may have been descheduled on a busy machine).
+template <class F>
+void spin_until(F&& done) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; !done(); ++k) {
+        if (k % 64 == 63 && std::chrono::steady_clock::now() - t0 > SPIN) std::this_thread::yield();
+        else cpu_relax();
+    }
+}
+
 std::atomic<long long> g_min_cols{32}, g_min_macs{1 << 20};
 
 // Two kinds of run. OpenBLAS's jobs wait for each other, so each needs a thread of its own: job
@@ -68,11 +79,7 @@ class Team {
         pending_.store(int(workers_.size()), std::memory_order_relaxed);
         publish(/*claimed=*/false, &f, n, 0);
         f(0);
-        auto t0 = std::chrono::steady_clock::now();
-        for (int k = 0; pending_.load(std::memory_order_acquire) != 0; ++k) {
-            if (k % 64 == 63 && std::chrono::steady_clock::now() - t0 > SPIN) std::this_thread::yield();
-            else cpu_relax();
-        }
+        spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     }
 
     // phases[p](k) for parts k < n, phase by phase, by whichever thread takes part k.
@@ -87,6 +94,12 @@ class Team {
         take_parts({r, true, phases, n, count});
     }
 
+    // For tests: the next run is numbered `skip` later (to reach the counters' wrap at 2^32).
+    void skip_runs(uint64_t skip) { publish(/*claimed=*/true, nullptr, 0, 0, skip); }
+
+    std::mutex busy;  // one run at a time
+
+   private:
     // What a run is, as the workers read it: written only by the caller that holds `busy`,
     // under a sequence lock (odd while being written), since a late worker may read it while
     // the next run's is being written.
@@ -114,12 +127,6 @@ class Team {
         }
     }
 
-    // For tests: the next run is numbered `skip` later (to reach the counters' wrap at 2^32).
-    void skip_runs(uint64_t skip) { publish(/*claimed=*/true, nullptr, 0, 0, skip); }
-
-    std::mutex busy;  // one run at a time
-
-   private:
     void publish(bool claimed, const FnRef<void(int)>* fn, int n, int count, uint64_t skip = 0) {
         const uint64_t r = gen_.load(std::memory_order_relaxed) + 1 + skip;
         // a reader that sees any field stored here also sees seq_ odd (release stores), and
@@ -162,13 +169,10 @@ class Team {
                     done_[p].fetch_add(1, std::memory_order_acq_rel);
                 }
             }
-            auto t0 = std::chrono::steady_clock::now();
-            for (int k = 0;; ++k) {  // a part still running elsewhere: wait for it
+            spin_until([&] {  // a part still running elsewhere: wait for it
                 uint64_t w = done_[p].load(std::memory_order_acquire);
-                if (!of_run(w, d.run) || low(w) >= d.n) break;
-                if (k % 64 == 63 && std::chrono::steady_clock::now() - t0 > SPIN) std::this_thread::yield();
-                else cpu_relax();
-            }
+                return !of_run(w, d.run) || low(w) >= d.n;
+            });
         }
     }
 

@@ -59,16 +59,15 @@ class BlasOnOneThread {
     BlasOnOneThread& operator=(const BlasOnOneThread&) = delete;
 };
 
-// f(0), ..., f(n-1), returning when all are done: f(0) on the calling thread, the others on the
-// team's workers when the team is free, else one after another on the calling thread. f must not
-// throw. Call it inside a BlasOnOneThread.
-void run_parts(int n, FnRef<void(int)> f);
-
-// Phases of parts: phases[0](k) for every part k, then phases[1](k) for every k, and so on. On
-// the team each part's thread runs its k through every phase, with a barrier between phases;
-// when the team is busy the calling thread runs every phase of every part in turn. Either way a
-// phase sees everything every earlier phase wrote.
+// Phases of parts: phases[0](k) for every part k < n, then phases[1](k) for every k, and so on,
+// returning when all are done. On the team the calling thread and the workers each take the
+// next part not yet taken, and a phase starts once every part of the one before is done; when
+// the team is busy the calling thread runs every phase of every part in turn. Either way a phase
+// sees everything every earlier phase wrote. The phases must not throw; call this inside a
+// BlasOnOneThread.
 void run_phases(int n, const FnRef<void(int)>* phases, int count);
+// One phase.
+void run_parts(int n, FnRef<void(int)> f);
 
 // The grain below which a step is not split (tests lower it to split small networks):
 // every part gets at least min_cols examples and min_macs multiply-adds of the step's products.

@@ -194,7 +194,7 @@ def test_parts_follow_the_thread_count_and_dropout(core):
     assert net._model.parts_for(100) == 1
     pynn.set_num_threads(2)
     assert net._model.parts_for(100) == 2
-    assert _core_threads(core) == 2
+    assert core.get_num_threads() == 2
     drop = pynn.Network([pynn.Dense(64, 48, "relu", dropout=0.2), pynn.Dense(48, 10, "softmax")], seed=0,
                         backend="cpp")
     assert drop._model.parts_for(100) == 1  # dropout masks are drawn for the whole batch
@@ -202,10 +202,6 @@ def test_parts_follow_the_thread_count_and_dropout(core):
     assert net._model.parts_for(100) == 2 and net._model.parts_for(79) == 1
     core._set_parallel_grain(1, 10**12)
     assert net._model.parts_for(100) == 1
-
-
-def _core_threads(core):
-    return core.get_num_threads()
 
 
 def test_deterministic_fit_is_not_split(core):
