@@ -22,21 +22,36 @@
 
 namespace pynn {
 
-class FlushSubnormals {
-   public:
+// The calling thread's floating-point mode (MXCSR), to run work for it on another thread.
+inline unsigned fp_mode() {
 #if defined(__x86_64__) || defined(_M_X64)
-    FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | FTZ); }
-    ~FlushSubnormals() { _mm_setcsr(saved_); }
+    return _mm_getcsr();
+#else
+    return 0;
+#endif
+}
+inline void set_fp_mode([[maybe_unused]] unsigned mode) {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_setcsr(mode);
+#endif
+}
+
+// Runs a scope in floating-point mode `mode` and puts the thread's own back on exit.
+class WithFpMode {
+   public:
+    explicit WithFpMode(unsigned mode) : saved_(fp_mode()) { set_fp_mode(mode); }
+    ~WithFpMode() { set_fp_mode(saved_); }
+    WithFpMode(const WithFpMode&) = delete;
+    WithFpMode& operator=(const WithFpMode&) = delete;
 
    private:
-    static constexpr unsigned FTZ = 0x8000;  // MXCSR bit 15 (DAZ, bit 6, stays as the caller has it)
     unsigned saved_;
-#else
-    FlushSubnormals() = default;
-#endif
+};
+
+// The calling thread's mode with FTZ set (MXCSR bit 15; DAZ, bit 6, stays as the caller has it).
+class FlushSubnormals : WithFpMode {
    public:
-    FlushSubnormals(const FlushSubnormals&) = delete;
-    FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+    FlushSubnormals() : WithFpMode(fp_mode() | 0x8000) {}
 };
 
 }  // namespace pynn

@@ -6,6 +6,7 @@
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <optional>
 
@@ -165,11 +166,10 @@ double Model<T>::loss_value(Workspace<T>& ws, CMat<T> Y, Loss loss, idx d, const
     double pen = l1_.empty() || !with_penalty ? 0.0 : penalty();
     if (!s) return value(Z, Yhat, Y) + pen;
     // Σ s_j L_j / Σ s_j: each example's L_j is the same kernel on a batch of one column
-    auto col = [](CMat<T> a, idx j) { return CMat<T>{a.p + j * a.cs, a.rows, 1, a.rs, a.cs}; };
     double num = 0, den = 0;
     for (idx j = 0; j < d; ++j) {
         if (s[j] == 0) continue;
-        num += s[j] * value(col(Z, j), col(Yhat, j), col(Y, j));
+        num += s[j] * value(Z.col_range(j, j + 1), Yhat.col_range(j, j + 1), Y.col_range(j, j + 1));
         den += s[j];
     }
     return num / den + pen;
@@ -312,7 +312,7 @@ double Model<T>::part_grads(Workspace<T>& ws, int k, int P, CMat<T> X, CMat<T> Y
         return 0;
     }
     Workspace<T>& pw = ws.parts[size_t(k)];
-    CMat<T> Xk{X.p + c0 * X.cs, X.rows, nk, X.rs, X.cs}, Yk{Y.p + c0 * Y.cs, Y.rows, nk, Y.rs, Y.cs};
+    CMat<T> Xk = X.col_range(c0, c0 + nk), Yk = Y.col_range(c0, c0 + nk);
     forward_train(pw, Xk, nk, train);
     double J = share / total * loss_value(pw, Yk, loss, nk, sk, false);
     backward(pw, Xk, Yk, loss, nk, sk, train, g, T(share / total));
@@ -397,6 +397,13 @@ bool Model<T>::update(const OptState<T>& opt) {
     return ok;
 }
 
+// The state arrays other than Adam's that an update overwrites and undo_ keeps, at undo_[(s + 1) n]
+// (the set_* bindings leave unused ones null; plain SGD keeps no velocity).
+template <class T>
+static std::array<T*, 3> saved_state(const OptState<T>& opt) {
+    return {opt.kind == OptState<T>::sgd && opt.momentum == 0 ? nullptr : opt.v, opt.m, opt.u};
+}
+
 // The optimizer's update of parameters [o, o + nk): every update is elementwise, so the ranges
 // of a split step give the bits of one whole pass. What it overwrites goes to undo_ first (Adam
 // keeps its range's p, m, v at undo_[3o:3o+3nk], in its own pass; the others each array's range
@@ -410,8 +417,7 @@ bool Model<T>::update_range(const OptState<T>& opt, long long t, idx o, idx nk) 
     if (opt.kind == OptState<T>::adam)
         return adam_update<T>(p, g, at(opt.m), at(opt.v), nk, t, opt.lr, opt.beta1, opt.beta2, opt.eps,
                               opt.weight_decay, undo_.data() + 3 * o);
-    T* state[3] = {opt.v, opt.m, opt.u};  // the set_* bindings leave unused ones null
-    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
+    const auto state = saved_state(opt);
     std::memcpy(undo_.data() + o, p, size_t(nk) * sizeof(T));
     for (int s = 0; s < 3; ++s)
         if (state[s]) std::memcpy(undo_.data() + (s + 1) * n + o, state[s] + o, size_t(nk) * sizeof(T));
@@ -437,8 +443,7 @@ void Model<T>::undo_range(const OptState<T>& opt, idx o, idx nk) {
         std::memcpy(opt.v + o, save + 2 * nk, bytes);
         return;
     }
-    T* state[3] = {opt.v, opt.m, opt.u};
-    if (opt.kind == OptState<T>::sgd && opt.momentum == 0) state[0] = nullptr;
+    const auto state = saved_state(opt);
     std::memcpy(params_ + o, undo_.data() + o, bytes);
     for (int s = 0; s < 3; ++s)
         if (state[s]) std::memcpy(state[s] + o, undo_.data() + (s + 1) * n + o, bytes);
@@ -556,9 +561,9 @@ double Model<T>::step_split(Workspace<T>& ws, CMat<T> X, const Target<T>& Y,
         if (Y.is_index()) one_hot(ws, Y, c0, c1);
         Jk[k] = part_grads(ws, k, P, X, Yd, loss, d, s, total, true);
         if (want_correct) {
-            auto cols = [&](CMat<T> a) { return CMat<T>{a.p + c0 * a.cs, a.rows, c1 - c0, a.rs, a.cs}; };
-            count_correct<T>(cols(Yhat), cols(Yd), Y.is_index() ? Y.index + c0 * Y.index_stride : nullptr,
-                             Y.index_stride, argmax, cnt[k], s ? s + c0 : nullptr);
+            count_correct<T>(Yhat.col_range(c0, c1), Yd.col_range(c0, c1),
+                             Y.is_index() ? Y.index + c0 * Y.index_stride : nullptr, Y.index_stride, argmax, cnt[k],
+                             s ? s + c0 : nullptr);
         }
     };
     // phase 2, range k of the parameters: the gradients summed, the penalty added
@@ -627,7 +632,7 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
                 }
             }
         };
-        CMat<T> Xb = gathered ? CMat<T>{ws->Xb, n, nb, 1, n} : CMat<T>{X.p + s * X.cs, n, nb, X.rs, X.cs};
+        CMat<T> Xb = gathered ? CMat<T>{ws->Xb, n, nb, 1, n} : X.col_range(s, s + nb);
         Target<T> Yb;
         if (order) {
             for (idx j = 0; j < nb; ++j) {
@@ -639,7 +644,7 @@ EpochStats Model<T>::run_batches(CMat<T> X, const Target<T>& Y, const int64_t* o
             else Yb.dense = {ws->Yb, m, nb, 1, m};
         } else {  // in order: views of X (unless standardised) and of Y, nothing is copied
             if (Y.is_index()) { Yb.index = Y.index + s * Y.index_stride; Yb.index_stride = Y.index_stride; }
-            else Yb.dense = {Y.dense.p + s * Y.dense.cs, m, nb, Y.dense.rs, Y.dense.cs};
+            else Yb.dense = Y.dense.col_range(s, s + nb);
         }
         const double* sb = sw ? (order ? ws->Sb.data() : sw + s) : nullptr;
         double size = double(nb);

@@ -24,6 +24,7 @@
 #endif
 
 #include "blas.hpp"
+#include "fpmode.hpp"
 
 namespace pynn {
 namespace {
@@ -285,18 +286,10 @@ namespace {
 // floating-point mode, as OpenBLAS's own pool does.
 void blas_jobs(int, openblas_dojob_callback dojob, int numjobs, size_t elsize, void* jobdata,
                           int dojob_data) {
-#if defined(__x86_64__)
-    const unsigned csr = _mm_getcsr();
-#endif
+    const unsigned mode = fp_mode();
     auto job = [&](int i) {
-#if defined(__x86_64__)
-        const unsigned own = _mm_getcsr();
-        _mm_setcsr(csr);
-#endif
+        WithFpMode in_callers_mode(mode);
         dojob(i, static_cast<char*>(jobdata) + size_t(i) * elsize, dojob_data);
-#if defined(__x86_64__)
-        _mm_setcsr(own);
-#endif
     };
     if (numjobs <= 1) {
         if (numjobs == 1) job(0);

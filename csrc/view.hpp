@@ -17,6 +17,7 @@ struct Mat {
 
     T& operator()(idx i, idx j) const { return p[i * rs + j * cs]; }
     Mat t() const { return {p, cols, rows, cs, rs}; }  // the transpose, as a view
+    Mat col_range(idx c0, idx c1) const { return {p + c0 * cs, rows, c1 - c0, rs, cs}; }  // columns [c0, c1)
     idx size() const { return rows * cols; }
     operator Mat<const T>() const { return {p, rows, cols, rs, cs}; }
 };
